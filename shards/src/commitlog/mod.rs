@@ -1,0 +1,328 @@
+//! One shard's commit log: an ordered sequence of segments holding records in RocketMQ's
+//! format (spec §7.1) followed by a crc32c trailer (`entry.rs`).
+//!
+//! Lives on one shard and never leaves it. Appends are assigned a physical offset at once and
+//! buffered in `pending`; the shard's writer task hands each pending batch to the kernel in one
+//! `write_at` (group commit), then, for SYNC_FLUSH, one `fdatasync`. `durable` rises to the end
+//! of each completed batch: ASYNC_FLUSH acknowledges at write completion (the bytes are in the
+//! page cache and survive `kill -9`), SYNC_FLUSH after the fdatasync that covers them. Reads are
+//! served only below `durable`.
+
+pub mod entry;
+pub mod recovery;
+mod segment;
+
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use glommio::io::BufferedFile;
+
+use crate::record::RecordView;
+use crate::runtime::watermark::{Signal, Watermark};
+use entry::{entry_bytes, BLANK_BYTES};
+use recovery::{scan_segment, End};
+use segment::Segment;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommitLogError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("commit log corrupt in sealed segment {path} at offset {offset}: {reason}")]
+    Corrupt {
+        path: PathBuf,
+        offset: u64,
+        reason: String,
+    },
+    #[error("commit log is not writable after an earlier I/O error")]
+    Failed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlushDiskType {
+    Async,
+    Sync,
+}
+
+#[derive(Debug, Clone)]
+pub struct CommitLogConfig {
+    pub dir: PathBuf,
+    pub segment_bytes: u64,
+    pub flush: FlushDiskType,
+}
+
+struct Pending {
+    /// Commit-log offset of `bytes[0]`.
+    start: u64,
+    bytes: Vec<u8>,
+}
+
+pub struct CommitLog {
+    config: CommitLogConfig,
+    segments: RefCell<Vec<Segment>>,
+    pending: RefCell<Pending>,
+    /// End of everything assigned so far (= `pending.start + pending.bytes.len()`).
+    reserved_end: std::cell::Cell<u64>,
+    durable: Watermark,
+    wake_writer: Signal,
+}
+
+impl CommitLog {
+    /// Opens the log in `config.dir`, scanning every segment. `on_record` sees each valid record
+    /// in log order, so the caller can rebuild its consume queues. The torn tail of the last
+    /// segment is cut and zeroed; an invalid entry inside an older segment is an error.
+    pub async fn open(
+        config: CommitLogConfig,
+        mut on_record: impl FnMut(u64, &RecordView<'_>),
+    ) -> Result<Rc<CommitLog>, CommitLogError> {
+        let io = |source| CommitLogError::Io {
+            path: config.dir.clone(),
+            source,
+        };
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "start-up, before the shard serves"
+        )]
+        std::fs::create_dir_all(&config.dir).map_err(io)?;
+        let bases = list_segments(&config.dir).map_err(io)?;
+        let mut segments = Vec::new();
+        let mut end = 0u64;
+        for (i, base) in bases.iter().copied().enumerate() {
+            let segment = Segment::open(&config.dir, base, config.segment_bytes).await?;
+            let scan = scan_segment(segment.bytes(), base, &mut on_record);
+            let last = i + 1 == bases.len();
+            match (&scan.end, last) {
+                (End::Invalid(reason), false) => {
+                    return Err(CommitLogError::Corrupt {
+                        path: segment.path.clone(),
+                        offset: base + scan.valid_bytes as u64,
+                        reason: reason.clone(),
+                    })
+                }
+                (End::Invalid(reason), true) => {
+                    log::warn!(
+                        "commit log {}: cutting torn tail at offset {}: {reason}",
+                        segment.path.display(),
+                        base + scan.valid_bytes as u64
+                    );
+                    segment.zero_from(scan.valid_bytes as u64).await?;
+                }
+                (End::Tail, true) => segment.zero_from(scan.valid_bytes as u64).await?,
+                _ => {}
+            }
+            end = match scan.end {
+                End::Sealed | End::Full => base + segment.len(),
+                End::Zeros | End::Tail | End::Invalid(_) if !last => base + segment.len(),
+                End::Zeros | End::Tail | End::Invalid(_) => base + scan.valid_bytes as u64,
+            };
+            segments.push(segment);
+        }
+        let log = CommitLog {
+            config,
+            segments: RefCell::new(segments),
+            pending: RefCell::new(Pending {
+                start: end,
+                bytes: Vec::new(),
+            }),
+            reserved_end: std::cell::Cell::new(end),
+            durable: Watermark::new(end),
+            wake_writer: Signal::default(),
+        };
+        Ok(Rc::new(log))
+    }
+
+    pub fn config(&self) -> &CommitLogConfig {
+        &self.config
+    }
+
+    /// Everything below this offset is acknowledged and may be served.
+    pub fn durable(&self) -> &Watermark {
+        &self.durable
+    }
+
+    pub fn reserved_end(&self) -> u64 {
+        self.reserved_end.get()
+    }
+
+    /// Largest record `append` accepts: an entry plus a blank marker must fit a segment.
+    pub fn record_bytes_max(&self) -> usize {
+        self.config.segment_bytes as usize - BLANK_BYTES - entry::TRAILER_BYTES
+    }
+
+    /// Assigns the next physical offset to a record of `record_bytes`, lets `encode` write it
+    /// at that offset, and adds the crc32c trailer. Returns the record's offset and the end of
+    /// its entry (wait for `durable() >= end` before acknowledging).
+    pub fn append(
+        &self,
+        record_bytes: usize,
+        encode: impl FnOnce(u64, &mut Vec<u8>),
+    ) -> (u64, u64) {
+        assert!(
+            record_bytes <= self.record_bytes_max(),
+            "record {record_bytes} over segment"
+        );
+        let mut pending = self.pending.borrow_mut();
+        let mut offset = self.reserved_end.get();
+        let segment_bytes = self.config.segment_bytes;
+        let used = offset % segment_bytes;
+        let need = (entry_bytes(record_bytes) + BLANK_BYTES) as u64;
+        if used + need > segment_bytes {
+            entry::push_blank(&mut pending.bytes, (segment_bytes - used) as usize);
+            offset += segment_bytes - used;
+        }
+        let start = pending.bytes.len();
+        encode(offset, &mut pending.bytes);
+        assert_eq!(
+            pending.bytes.len() - start,
+            record_bytes,
+            "encoder wrote a different size"
+        );
+        entry::push_trailer(&mut pending.bytes, start);
+        let end = offset + entry_bytes(record_bytes) as u64;
+        self.reserved_end.set(end);
+        drop(pending);
+        self.wake_writer.raise();
+        (offset, end)
+    }
+
+    /// Waits for pending bytes, then writes them (and syncs for SYNC_FLUSH). Returns the range
+    /// that became durable. Only the shard's writer task calls this.
+    pub async fn write_pending(&self) -> Result<(u64, u64), CommitLogError> {
+        loop {
+            if !self.pending.borrow().bytes.is_empty() {
+                break;
+            }
+            self.wake_writer.wait().await;
+        }
+        let (start, bytes) = {
+            let mut pending = self.pending.borrow_mut();
+            let start = pending.start;
+            let bytes = std::mem::replace(&mut pending.bytes, Vec::with_capacity(64 << 10));
+            pending.start = start + bytes.len() as u64;
+            (start, bytes)
+        };
+        let end = start + bytes.len() as u64;
+        let result = self.write_range(start, bytes).await;
+        if let Err(e) = result {
+            log::error!("commit log write failed, refusing further appends: {e}");
+            self.durable.fail();
+            return Err(e);
+        }
+        self.durable.advance(end);
+        Ok((start, end))
+    }
+
+    async fn write_range(&self, start: u64, mut bytes: Vec<u8>) -> Result<(), CommitLogError> {
+        let segment_bytes = self.config.segment_bytes;
+        let mut offset = start;
+        let mut touched = Vec::new();
+        while !bytes.is_empty() {
+            let base = offset - offset % segment_bytes;
+            let file = self.segment_file(base).await?;
+            let room = (base + segment_bytes - offset) as usize;
+            // The common batch lies in one segment and is handed over without a copy.
+            let rest = if bytes.len() > room {
+                bytes.split_off(room)
+            } else {
+                Vec::new()
+            };
+            let len = bytes.len() as u64;
+            write_all(&file, bytes, offset - base)
+                .await
+                .map_err(|source| CommitLogError::Io {
+                    path: self.config.dir.join(segment::segment_name(base)),
+                    source,
+                })?;
+            touched.push((base, file));
+            offset += len;
+            bytes = rest;
+        }
+        if self.config.flush == FlushDiskType::Sync {
+            for (base, file) in touched {
+                file.fdatasync().await.map_err(|e| CommitLogError::Io {
+                    path: self.config.dir.join(segment::segment_name(base)),
+                    source: e.into(),
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// fdatasync of the active segment, for the ASYNC_FLUSH background flusher and shutdown.
+    pub async fn sync(&self) -> Result<(), CommitLogError> {
+        let active = self.segments.borrow().last().map(|s| (s.base, s.file()));
+        if let Some((base, file)) = active {
+            file.fdatasync().await.map_err(|e| CommitLogError::Io {
+                path: self.config.dir.join(segment::segment_name(base)),
+                source: e.into(),
+            })?;
+        }
+        Ok(())
+    }
+
+    async fn segment_file(&self, base: u64) -> Result<Rc<BufferedFile>, CommitLogError> {
+        if let Some(s) = self.segments.borrow().iter().rev().find(|s| s.base == base) {
+            return Ok(s.file());
+        }
+        let segment = Segment::open(&self.config.dir, base, self.config.segment_bytes).await?;
+        let file = segment.file();
+        self.segments.borrow_mut().push(segment);
+        Ok(file)
+    }
+
+    /// Calls `f` with the durable bytes `[offset, offset + len)`, if present.
+    pub fn with_bytes<R>(&self, offset: u64, len: usize, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
+        if offset + len as u64 > self.durable.get() {
+            return None;
+        }
+        let segments = self.segments.borrow();
+        let base = offset - offset % self.config.segment_bytes;
+        let segment = segments.iter().rev().find(|s| s.base == base)?;
+        let from = (offset - base) as usize;
+        let bytes = segment.bytes().get(from..from + len)?;
+        Some(f(bytes))
+    }
+}
+
+/// Writes `bytes` at `pos`. Segments are preallocated, so a short write cannot come from a full
+/// disk; it is treated as an I/O error (the log stops accepting appends, nothing is acked).
+async fn write_all(file: &BufferedFile, bytes: Vec<u8>, pos: u64) -> std::io::Result<()> {
+    let len = bytes.len();
+    let written = file
+        .write_at(bytes, pos)
+        .await
+        .map_err(std::io::Error::from)?;
+    if written != len {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::WriteZero,
+            format!("short write: {written} of {len} bytes at {pos}"),
+        ));
+    }
+    Ok(())
+}
+
+fn list_segments(dir: &Path) -> std::io::Result<Vec<u64>> {
+    let mut bases = Vec::new();
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "start-up, before the shard serves"
+    )]
+    for entry in std::fs::read_dir(dir)? {
+        let name = entry?.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.len() == 20 {
+            if let Ok(base) = name.parse::<u64>() {
+                bases.push(base);
+            }
+        }
+    }
+    bases.sort_unstable();
+    Ok(bases)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,9 @@
+//! petrel-shards: everything that runs on one core. The remoting codec, the record format and
+//! the recovery scan are pure; the commit log, consume queues, listener and mesh live on a
+//! glommio executor pinned to their core and never leave it.
+
+pub mod commitlog;
+pub mod consume_queue;
+pub mod record;
+pub mod remoting;
+pub mod runtime;

@@ -1,0 +1,95 @@
+//! Request and response codes of the remoting protocol (spec §2), plus the language enum.
+//!
+//! Only the codes Petrel serves or sends are named; anything else is answered with
+//! `REQUEST_CODE_NOT_SUPPORTED`.
+
+/// Request codes (spec §2.1).
+pub mod request {
+    pub const SEND_MESSAGE: i32 = 10;
+    pub const PULL_MESSAGE: i32 = 11;
+    pub const QUERY_CONSUMER_OFFSET: i32 = 14;
+    pub const UPDATE_CONSUMER_OFFSET: i32 = 15;
+    pub const UPDATE_AND_CREATE_TOPIC: i32 = 17;
+    pub const GET_ALL_TOPIC_CONFIG: i32 = 21;
+    pub const SEARCH_OFFSET_BY_TIMESTAMP: i32 = 29;
+    pub const GET_MAX_OFFSET: i32 = 30;
+    pub const GET_MIN_OFFSET: i32 = 31;
+    pub const GET_EARLIEST_MSG_STORETIME: i32 = 32;
+    pub const HEART_BEAT: i32 = 34;
+    pub const UNREGISTER_CLIENT: i32 = 35;
+    pub const GET_CONSUMER_LIST_BY_GROUP: i32 = 38;
+    pub const NOTIFY_CONSUMER_IDS_CHANGED: i32 = 40;
+    pub const REGISTER_BROKER: i32 = 103;
+    pub const UNREGISTER_BROKER: i32 = 104;
+    pub const GET_ROUTEINFO_BY_TOPIC: i32 = 105;
+    pub const GET_BROKER_CLUSTER_INFO: i32 = 106;
+    pub const UPDATE_AND_CREATE_SUBSCRIPTIONGROUP: i32 = 200;
+    pub const GET_ALL_TOPIC_LIST_FROM_NAMESERVER: i32 = 206;
+    pub const SEND_MESSAGE_V2: i32 = 310;
+    pub const SEND_BATCH_MESSAGE: i32 = 320;
+    pub const LITE_PULL_MESSAGE: i32 = 361;
+}
+
+/// Response codes (spec §2.2).
+pub mod response {
+    pub const SUCCESS: i32 = 0;
+    pub const SYSTEM_ERROR: i32 = 1;
+    pub const SYSTEM_BUSY: i32 = 2;
+    pub const REQUEST_CODE_NOT_SUPPORTED: i32 = 3;
+    pub const MESSAGE_ILLEGAL: i32 = 13;
+    pub const SERVICE_NOT_AVAILABLE: i32 = 14;
+    pub const NO_PERMISSION: i32 = 16;
+    pub const TOPIC_NOT_EXIST: i32 = 17;
+    pub const PULL_NOT_FOUND: i32 = 19;
+    pub const PULL_RETRY_IMMEDIATELY: i32 = 20;
+    pub const PULL_OFFSET_MOVED: i32 = 21;
+    pub const QUERY_NOT_FOUND: i32 = 22;
+    pub const SUBSCRIPTION_PARSE_FAILED: i32 = 23;
+    pub const SUBSCRIPTION_NOT_EXIST: i32 = 24;
+    pub const SUBSCRIPTION_GROUP_NOT_EXIST: i32 = 26;
+    pub const INVALID_PARAMETER: i32 = 29;
+}
+
+/// Flag bit 0: this command is a response.
+pub const FLAG_RESPONSE: i32 = 1;
+/// Flag bit 1: a oneway request; no response may be sent.
+pub const FLAG_ONEWAY: i32 = 2;
+
+/// The `version` Petrel puts in every command it sends: `V5_3_3`. Clients store the broker's
+/// heartbeat-response version and gate features on it, so it is fixed, never echoed (spec §1.7).
+pub const PETREL_VERSION: i32 = 479;
+
+/// `LanguageCode` (spec §1.2). Names travel in JSON headers, ordinals in binary headers.
+const LANGUAGES: [&str; 14] = [
+    "JAVA", "CPP", "DOTNET", "PYTHON", "DELPHI", "ERLANG", "RUBY", "OTHER", "HTTP", "GO", "PHP",
+    "OMS", "RUST", "NODE_JS",
+];
+
+/// A sender's language as its ordinal; unknown names and ordinals map to `OTHER` (7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LanguageCode(pub u8);
+
+impl LanguageCode {
+    pub const JAVA: LanguageCode = LanguageCode(0);
+    pub const OTHER: LanguageCode = LanguageCode(7);
+    pub const RUST: LanguageCode = LanguageCode(12);
+
+    pub fn from_name(name: &str) -> LanguageCode {
+        LANGUAGES
+            .iter()
+            .position(|known| *known == name)
+            .map_or(LanguageCode::OTHER, |i| LanguageCode(i as u8))
+    }
+
+    pub fn from_ordinal(ordinal: u8) -> LanguageCode {
+        if (ordinal as usize) < LANGUAGES.len() {
+            LanguageCode(ordinal)
+        } else {
+            LanguageCode::OTHER
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        LANGUAGES.get(self.0 as usize).copied().unwrap_or("OTHER")
+    }
+}

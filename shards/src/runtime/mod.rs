@@ -1,0 +1,3 @@
+//! Executor start-up, shard-local synchronisation and shutdown.
+
+pub mod watermark;
