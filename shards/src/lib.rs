@@ -2,8 +2,14 @@
 //! the recovery scan are pure; the commit log, consume queues, listener and mesh live on a
 //! glommio executor pinned to their core and never leave it.
 
+pub mod broker;
 pub mod commitlog;
 pub mod consume_queue;
+pub mod listener;
+pub mod mesh;
+pub mod net;
 pub mod record;
+pub mod remarks;
 pub mod remoting;
 pub mod runtime;
+pub mod store;

@@ -1,1 +1,68 @@
-fn main() {}
+//! `petrel`: the broker, the name server, both in one process, and the admin CLI.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use petrel::admin::{self, AdminCommand};
+use petrel::config::Config;
+use petrel::process::{self, Role};
+
+#[derive(Parser)]
+#[command(
+    name = "petrel",
+    version,
+    about = "Thread-per-core broker speaking RocketMQ's protocol"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args)]
+struct ServerArgs {
+    /// broker.conf file (Java properties, RocketMQ key names).
+    #[arg(short = 'c', long = "configFile")]
+    config: Option<PathBuf>,
+    /// Override one key, e.g. `-p listenPort=0`; repeatable.
+    #[arg(short = 'p', long = "property", value_name = "KEY=VALUE")]
+    properties: Vec<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The name server.
+    Namesrv(ServerArgs),
+    /// A broker: one shard per core.
+    Broker(ServerArgs),
+    /// Name server and broker in one process.
+    Standalone(ServerArgs),
+    /// mqadmin-style administration.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Namesrv(args) => serve(Role::Namesrv, args),
+        Command::Broker(args) => serve(Role::Broker, args),
+        Command::Standalone(args) => serve(Role::Standalone, args),
+        Command::Admin { command } => admin::run(command),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("petrel: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(role: Role, args: ServerArgs) -> anyhow::Result<()> {
+    let config = Config::load(args.config.as_deref(), &args.properties)?;
+    process::run(role, config)
+}

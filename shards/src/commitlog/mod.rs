@@ -67,7 +67,7 @@ pub struct CommitLog {
     pending: RefCell<Pending>,
     /// End of everything assigned so far (= `pending.start + pending.bytes.len()`).
     reserved_end: std::cell::Cell<u64>,
-    durable: Watermark,
+    durable: Rc<Watermark>,
     wake_writer: Signal,
 }
 
@@ -129,7 +129,7 @@ impl CommitLog {
                 bytes: Vec::new(),
             }),
             reserved_end: std::cell::Cell::new(end),
-            durable: Watermark::new(end),
+            durable: Rc::new(Watermark::new(end)),
             wake_writer: Signal::default(),
         };
         Ok(Rc::new(log))
@@ -142,6 +142,11 @@ impl CommitLog {
     /// Everything below this offset is acknowledged and may be served.
     pub fn durable(&self) -> &Watermark {
         &self.durable
+    }
+
+    /// The durable watermark, shared with the connections that wait on it.
+    pub fn durable_rc(&self) -> Rc<Watermark> {
+        self.durable.clone()
     }
 
     pub fn reserved_end(&self) -> u64 {

@@ -1,3 +1,4 @@
 //! Executor start-up, shard-local synchronisation and shutdown.
 
+pub mod shard;
 pub mod watermark;

@@ -1,0 +1,233 @@
+//! A broker shard: one core's logical broker (`<brokerName>-s<i>` in routes, DESIGN.md §3).
+//! It owns its store, its topic and group tables, the clients connected to it and the pulls it
+//! holds; it listens on its own port, and shard 0 also serves the process's front door.
+//!
+//! Built on its executor thread and never moved. Background tasks: the store writer, the
+//! ASYNC_FLUSH flusher, name-server registration every 30 s (and at once on topic changes),
+//! client expiry, long-poll expiry, and offset persistence every 5 s.
+
+pub mod clients;
+pub mod holds;
+pub mod metadata;
+mod register;
+
+use std::cell::{Cell, RefCell};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use crate::commitlog::FlushDiskType;
+use crate::mesh::Mesh;
+use crate::net::rpc_client::RpcClient;
+use crate::net::Connection;
+use crate::remoting::{request, RemotingCommand};
+use crate::runtime::watermark::Signal;
+use crate::store::Store;
+use clients::Clients;
+use holds::Holds;
+use metadata::{Metadata, TopicConfig};
+
+/// What a shard needs to know; built from `broker.conf` by the process.
+#[derive(Debug, Clone)]
+pub struct ShardConfig {
+    pub shard_id: usize,
+    pub shard_count: usize,
+    /// This shard's broker name in routes.
+    pub broker_name: String,
+    pub cluster_name: String,
+    /// `ip:port` clients reach this shard at; also the store host in records.
+    pub advertised_addr: SocketAddr,
+    pub namesrv_addrs: Vec<String>,
+    pub store_dir: std::path::PathBuf,
+    pub segment_bytes: u64,
+    pub flush: FlushDiskType,
+    pub flush_interval: Duration,
+    pub max_message_size: usize,
+    pub auto_create_topic_enable: bool,
+    pub auto_create_subscription_group: bool,
+    pub default_topic_queue_nums: i32,
+    pub region_id: String,
+    pub trace_topic_enable: bool,
+    pub register_interval: Duration,
+    pub frame_bytes_max: u32,
+    pub long_polling_enable: bool,
+    pub short_polling_time: Duration,
+}
+
+pub struct Shard {
+    pub config: ShardConfig,
+    pub store: Rc<Store>,
+    pub meta: RefCell<Metadata>,
+    pub clients: RefCell<Clients>,
+    pub holds: RefCell<Holds>,
+    pub mesh: Option<Rc<Mesh>>,
+    rpc: RpcClient,
+    register_now: Signal,
+    next_connection_id: Cell<u64>,
+    next_queue: Cell<u32>,
+    /// Bytes of the log within which the first message of a queue counts as "in memory"
+    /// (RocketMQ's `accessMessageInMemoryMaxRatio`, 40 % of RAM), for QUERY_CONSUMER_OFFSET.
+    pub in_memory_window_bytes: u64,
+    persisted_metadata: Cell<(i64, i64)>,
+}
+
+impl Shard {
+    pub fn new(
+        config: ShardConfig,
+        store: Rc<Store>,
+        meta: Metadata,
+        mesh: Option<Rc<Mesh>>,
+    ) -> Rc<Shard> {
+        Rc::new(Shard {
+            config,
+            store,
+            meta: RefCell::new(meta),
+            clients: RefCell::new(Clients::default()),
+            holds: RefCell::new(Holds::default()),
+            mesh,
+            rpc: RpcClient::default(),
+            register_now: Signal::default(),
+            next_connection_id: Cell::new(0),
+            next_queue: Cell::new(0),
+            in_memory_window_bytes: physical_memory_bytes() / 10 * 4,
+            persisted_metadata: Cell::new((-1, -1)),
+        })
+    }
+
+    pub fn next_connection_id(&self) -> u64 {
+        let id = self.next_connection_id.get();
+        self.next_connection_id.set(id + 1);
+        id
+    }
+
+    /// A writable queue picked round-robin, for sends that leave the choice to the broker.
+    pub fn pick_queue(&self, write_queue_nums: i32) -> i32 {
+        let n = self.next_queue.get();
+        self.next_queue.set(n.wrapping_add(1));
+        (n % write_queue_nums.max(1) as u32) as i32
+    }
+
+    /// Creates or replaces a topic, persists the table and re-registers with name servers.
+    pub fn put_topic(&self, config: TopicConfig) {
+        self.meta.borrow_mut().put_topic(config);
+        self.register_now.raise();
+    }
+
+    /// Asks the registration task to register at once.
+    pub fn request_registration(&self) {
+        self.register_now.raise();
+    }
+
+    /// Tells every member of `group` that membership changed (NOTIFY_CONSUMER_IDS_CHANGED).
+    pub fn notify_consumer_ids_changed(&self, group: &str) {
+        let enabled = self
+            .meta
+            .borrow()
+            .group(group)
+            .is_none_or(|g| g.notify_consumer_ids_changed_enable);
+        let clients = self.clients.borrow();
+        let clustering = clients
+            .consumer_group(group)
+            .is_none_or(|g| !g.is_broadcasting());
+        if !enabled || !clustering {
+            return;
+        }
+        let conns = clients.consumer_connections(group);
+        drop(clients);
+        for conn in conns {
+            let mut cmd = RemotingCommand::request(
+                request::NOTIFY_CONSUMER_IDS_CHANGED,
+                Default::default(),
+                Default::default(),
+            );
+            cmd.ext_fields.insert("consumerGroup", group);
+            conn.send_oneway_request(cmd);
+        }
+    }
+
+    pub fn connection_closed(&self, conn: &Rc<Connection>) {
+        let changed = self.clients.borrow_mut().connection_closed(conn.id);
+        for group in changed {
+            self.notify_consumer_ids_changed(&group);
+        }
+    }
+
+    /// Runs the shard's background tasks until the executor ends.
+    pub fn spawn_background(self: &Rc<Self>) {
+        glommio::spawn_local(self.store.clone().run_writer()).detach();
+        glommio::spawn_local(self.store.clone().run_flusher(self.config.flush_interval)).detach();
+        glommio::spawn_local(register::run(self.clone())).detach();
+        glommio::spawn_local(holds::run_arrivals(self.clone())).detach();
+        glommio::spawn_local(holds::run_expiry(self.clone())).detach();
+        let shard = self.clone();
+        glommio::spawn_local(async move {
+            loop {
+                glommio::timer::sleep(Duration::from_secs(5)).await;
+                shard.persist().await;
+                let changed = shard.clients.borrow_mut().expire(Instant::now());
+                for group in changed {
+                    shard.notify_consumer_ids_changed(&group);
+                }
+            }
+        })
+        .detach();
+    }
+
+    /// Persists offsets and (when changed) metadata.
+    pub async fn persist(&self) {
+        if let Err(e) = self.store.persist_offsets().await {
+            log::error!(
+                "shard {}: persisting consumer offsets failed: {e}",
+                self.config.shard_id
+            );
+        }
+        let (topics_version, groups_version, topics, groups) = {
+            let meta = self.meta.borrow();
+            (
+                meta.topics.data_version.counter,
+                meta.groups.data_version.counter,
+                meta.topics_json(),
+                meta.groups_json(),
+            )
+        };
+        if self.persisted_metadata.get() == (topics_version, groups_version) {
+            return;
+        }
+        let dir = self.config.store_dir.clone();
+        let result = async {
+            crate::store::atomic_file::write_off_shard(dir.join("topics.json"), topics).await?;
+            crate::store::atomic_file::write_off_shard(dir.join("subscriptionGroup.json"), groups)
+                .await
+        }
+        .await;
+        match result {
+            Ok(()) => self
+                .persisted_metadata
+                .set((topics_version, groups_version)),
+            Err(e) => log::error!(
+                "shard {}: persisting metadata failed: {e}",
+                self.config.shard_id
+            ),
+        }
+    }
+
+    /// Clean shutdown: flush the log, persist offsets and metadata, leave the name servers.
+    pub async fn shutdown(&self) {
+        if let Err(e) = self.store.flush_all().await {
+            log::error!("shard {}: final flush failed: {e}", self.config.shard_id);
+        }
+        self.persist().await;
+        register::unregister(self).await;
+    }
+}
+
+fn physical_memory_bytes() -> u64 {
+    // SAFETY: sysconf has no preconditions; it returns -1 for unknown names.
+    let pages = unsafe { libc::sysconf(libc::_SC_PHYS_PAGES) };
+    // SAFETY: as above.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if pages <= 0 || page <= 0 {
+        return 1 << 30;
+    }
+    pages as u64 * page as u64
+}

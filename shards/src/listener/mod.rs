@@ -1,0 +1,118 @@
+//! Request handlers of a broker shard, grouped by feature, and the shard's accept loops.
+//! `dispatch` is the one place a request code meets its handler; anything not listed gets
+//! REQUEST_CODE_NOT_SUPPORTED, never silence.
+
+pub mod client_manage;
+pub mod consumer_offsets;
+pub mod front_door;
+pub mod pull_message;
+pub mod send_message;
+pub mod topic_admin;
+
+use std::rc::Rc;
+
+use crate::broker::Shard;
+use crate::mesh::MeshError;
+use crate::net::connection::{serve_connection, ConnectionLimits, Handler};
+use crate::net::Connection;
+use crate::remarks;
+use crate::remoting::{self, request, response, Decoded, RemotingCommand};
+
+/// Runs one request on `shard`. Sends and pulls answer through the connection themselves
+/// (after durability, or after a long poll); everything else answers here.
+pub fn dispatch(shard: &Shard, conn: &Rc<Connection>, cmd: RemotingCommand) {
+    if cmd.is_response() {
+        return; // answers to broker-initiated oneway requests: nothing waits for them
+    }
+    let reply = match cmd.code {
+        request::SEND_MESSAGE | request::SEND_MESSAGE_V2 | request::SEND_BATCH_MESSAGE => {
+            return send_message::handle(shard, conn, &cmd)
+        }
+        request::PULL_MESSAGE | request::LITE_PULL_MESSAGE => {
+            return pull_message::handle(shard, conn, &cmd)
+        }
+        request::HEART_BEAT => client_manage::heart_beat(shard, conn, &cmd),
+        request::UNREGISTER_CLIENT => client_manage::unregister_client(shard, &cmd),
+        request::GET_CONSUMER_LIST_BY_GROUP => client_manage::consumer_list(shard, &cmd),
+        request::QUERY_CONSUMER_OFFSET => consumer_offsets::query(shard, &cmd),
+        request::UPDATE_CONSUMER_OFFSET => consumer_offsets::update(shard, &cmd),
+        request::GET_MAX_OFFSET => consumer_offsets::max_offset(shard, &cmd),
+        request::GET_MIN_OFFSET => consumer_offsets::min_offset(shard, &cmd),
+        request::SEARCH_OFFSET_BY_TIMESTAMP => consumer_offsets::search_by_timestamp(shard, &cmd),
+        request::GET_EARLIEST_MSG_STORETIME => consumer_offsets::earliest_store_time(shard, &cmd),
+        request::UPDATE_AND_CREATE_TOPIC => topic_admin::update_and_create_topic(shard, &cmd),
+        request::GET_ALL_TOPIC_CONFIG => topic_admin::all_topic_config(shard, &cmd),
+        request::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP => {
+            topic_admin::update_and_create_group(shard, &cmd)
+        }
+        other => RemotingCommand::response(response::REQUEST_CODE_NOT_SUPPORTED, cmd.opaque)
+            .with_remark(remarks::request_code_not_supported(other)),
+    };
+    if !cmd.is_oneway() {
+        conn.send(&reply);
+    }
+}
+
+/// Runs `cmd` on shard `target`: here if it is this shard, else over the mesh.
+pub async fn run_on(
+    shard: &Shard,
+    target: usize,
+    cmd: &RemotingCommand,
+) -> Result<RemotingCommand, MeshError> {
+    match &shard.mesh {
+        Some(mesh) if target != shard.config.shard_id => mesh.call(target, cmd).await,
+        _ => {
+            let conn = Connection::detached(shard.next_connection_id());
+            dispatch(shard, &conn, cmd.clone());
+            let frame = conn.take_reply(shard.store.log().durable()).await;
+            match frame.map(|f| remoting::decode(&f, u32::MAX)) {
+                Some(Ok(Decoded::Command { command, .. })) => Ok(command),
+                _ => Err(MeshError::BadReply { shard: target }),
+            }
+        }
+    }
+}
+
+/// A shard's own port: every request is this shard's.
+pub struct ShardHandler(pub Rc<Shard>);
+
+impl Handler for ShardHandler {
+    async fn handle(&self, conn: &Rc<Connection>, cmd: RemotingCommand) {
+        dispatch(&self.0, conn, cmd);
+    }
+
+    fn on_close(&self, conn: &Rc<Connection>) {
+        self.0.connection_closed(conn);
+    }
+}
+
+/// Accepts connections on `listener` until the task is dropped.
+pub async fn accept_loop<H: Handler + 'static>(
+    shard: Rc<Shard>,
+    listener: glommio::net::TcpListener,
+    handler: Rc<H>,
+) {
+    let limits = ConnectionLimits {
+        frame_bytes_max: shard.config.frame_bytes_max,
+    };
+    loop {
+        match listener.accept().await {
+            Ok(stream) => {
+                let id = shard.next_connection_id();
+                let durable = Some(shard.store.log().durable_rc());
+                glommio::spawn_local(serve_connection(
+                    stream,
+                    id,
+                    handler.clone(),
+                    durable,
+                    limits,
+                ))
+                .detach();
+            }
+            Err(e) => {
+                log::warn!("shard {}: accept failed: {e}", shard.config.shard_id);
+                glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,261 @@
+//! PULL_MESSAGE (11) and LITE_PULL_MESSAGE (361), spec §4.3–4.4: checks, offset commit
+//! piggy-back, the read table, and parking for long polling.
+
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use crate::broker::holds::{HeldPull, HOLD_MAX};
+use crate::broker::metadata::{perm, SubscriptionGroupConfig};
+use crate::broker::Shard;
+use crate::consume_queue::{select, PullLimits, TagFilter};
+use crate::net::Connection;
+use crate::remarks;
+use crate::remoting::headers::{pull_flag, PullMessageHeader};
+use crate::remoting::{response, RemotingCommand};
+
+/// Transfer caps per pull (RocketMQ's in-memory defaults raised for throughput).
+const PULL_MESSAGES_MAX: usize = 64;
+const PULL_BYTES_MAX: usize = 256 << 10;
+/// Entries a pull may scan past a non-matching tag before answering.
+const PULL_SCAN_MAX: usize = 4096;
+
+/// Whether this execution may park the pull.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Suspend {
+    Allowed,
+    Forbidden,
+}
+
+pub fn handle(shard: &Shard, conn: &Rc<Connection>, cmd: &RemotingCommand) {
+    if let Some(reply) = execute(shard, conn, cmd, Suspend::Allowed) {
+        conn.send(&reply);
+    }
+}
+
+fn fail(cmd: &RemotingCommand, code: i32, remark: impl Into<String>) -> RemotingCommand {
+    RemotingCommand::response(code, cmd.opaque).with_remark(remark)
+}
+
+/// Runs a pull. `None` means it was parked and will be answered later.
+pub fn execute(
+    shard: &Shard,
+    conn: &Rc<Connection>,
+    cmd: &RemotingCommand,
+    suspend: Suspend,
+) -> Option<RemotingCommand> {
+    let header = match PullMessageHeader::parse(&cmd.ext_fields) {
+        Ok(h) => h,
+        Err(e) => return Some(fail(cmd, response::SYSTEM_ERROR, e.to_string())),
+    };
+    let filter = match checks(shard, cmd, &header) {
+        Ok(filter) => filter,
+        Err(reply) => return Some(reply),
+    };
+    if suspend == Suspend::Allowed
+        && header.sys_flag & pull_flag::COMMIT_OFFSET != 0
+        && header.commit_offset >= 0
+    {
+        shard.store.offsets.borrow_mut().commit(
+            &header.topic,
+            &header.consumer_group,
+            header.queue_id,
+            header.commit_offset,
+        );
+    }
+    let reply = read(shard, cmd, &header, &filter);
+    if reply.code == response::PULL_NOT_FOUND
+        && suspend == Suspend::Allowed
+        && header.sys_flag & pull_flag::SUSPEND != 0
+    {
+        let hold = if shard.config.long_polling_enable {
+            Duration::from_millis(header.suspend_timeout_millis.max(0) as u64).min(HOLD_MAX)
+        } else {
+            shard.config.short_polling_time
+        };
+        let held = HeldPull {
+            conn: Rc::downgrade(conn),
+            request: cmd.clone(),
+            deadline: Instant::now() + hold,
+        };
+        shard
+            .holds
+            .borrow_mut()
+            .park(&header.topic, header.queue_id, held);
+        return None;
+    }
+    Some(reply)
+}
+
+/// The checks before a read, in the Java broker's order; returns the tag filter to apply.
+fn checks(
+    shard: &Shard,
+    cmd: &RemotingCommand,
+    header: &PullMessageHeader,
+) -> Result<TagFilter, RemotingCommand> {
+    let group = ensure_group(shard, &header.consumer_group).ok_or_else(|| {
+        fail(
+            cmd,
+            response::SUBSCRIPTION_GROUP_NOT_EXIST,
+            remarks::subscription_group_not_exist(&header.consumer_group),
+        )
+    })?;
+    if !group.consume_enable {
+        return Err(fail(
+            cmd,
+            response::NO_PERMISSION,
+            format!(
+                "subscription group no permission, {}",
+                header.consumer_group
+            ),
+        ));
+    }
+    let topic = shard.meta.borrow().topic(&header.topic).cloned();
+    let topic = topic.ok_or_else(|| {
+        fail(
+            cmd,
+            response::TOPIC_NOT_EXIST,
+            remarks::topic_not_exist(&header.topic),
+        )
+    })?;
+    if topic.perm & perm::READ == 0 {
+        return Err(fail(
+            cmd,
+            response::NO_PERMISSION,
+            remarks::NO_PERMISSION_READ,
+        ));
+    }
+    if header.queue_id < 0 || header.queue_id >= topic.read_queue_nums.max(topic.write_queue_nums) {
+        return Err(fail(
+            cmd,
+            response::INVALID_PARAMETER,
+            format!(
+                "queueId[{}] is illegal, topic:[{}] topicConfig.readQueueNums:[{}]",
+                header.queue_id, header.topic, topic.read_queue_nums
+            ),
+        ));
+    }
+    let expression_type = header.expression_type.as_deref().unwrap_or("TAG");
+    if !expression_type.is_empty() && !expression_type.eq_ignore_ascii_case("TAG") {
+        return Err(fail(
+            cmd,
+            response::SYSTEM_ERROR,
+            remarks::SQL92_NOT_SUPPORTED,
+        ));
+    }
+    if header.sys_flag & pull_flag::SUBSCRIPTION != 0 {
+        return Ok(TagFilter::parse(
+            header.subscription.as_deref().unwrap_or("*"),
+        ));
+    }
+    let clients = shard.clients.borrow();
+    let group_info = clients
+        .consumer_group(&header.consumer_group)
+        .ok_or_else(|| {
+            fail(
+                cmd,
+                response::SUBSCRIPTION_NOT_EXIST,
+                remarks::CONSUMER_GROUP_INFO_NOT_EXIST,
+            )
+        })?;
+    let sub = group_info.subscriptions.get(&header.topic).ok_or_else(|| {
+        fail(
+            cmd,
+            response::SUBSCRIPTION_NOT_EXIST,
+            remarks::SUBSCRIPTION_NOT_EXIST,
+        )
+    })?;
+    if sub.sub_string.trim() == "*" || sub.sub_string.trim().is_empty() {
+        return Ok(TagFilter::All);
+    }
+    Ok(if sub.code_set.is_empty() {
+        TagFilter::parse(&sub.sub_string)
+    } else {
+        TagFilter::from_codes(&sub.code_set)
+    })
+}
+
+/// The group's config, auto-created when `autoCreateSubscriptionGroup` is on.
+pub fn ensure_group(shard: &Shard, group: &str) -> Option<SubscriptionGroupConfig> {
+    if let Some(g) = shard.meta.borrow().group(group) {
+        return Some(g.clone());
+    }
+    if !shard.config.auto_create_subscription_group {
+        return None;
+    }
+    let config = SubscriptionGroupConfig {
+        group_name: group.to_string(),
+        ..Default::default()
+    };
+    shard.meta.borrow_mut().put_group(config.clone());
+    Some(config)
+}
+
+/// The read table of spec §4.4.
+fn read(
+    shard: &Shard,
+    cmd: &RemotingCommand,
+    header: &PullMessageHeader,
+    filter: &TagFilter,
+) -> RemotingCommand {
+    let requested = header.queue_offset.max(0) as u64;
+    let queues = shard.store.queues();
+    let queue = queues.get(&header.topic, header.queue_id);
+    let (min, max) = queue.map_or((0, 0), |q| (q.min_offset(), q.max_offset()));
+    let answer = |code: i32, status: &str, next: u64| {
+        RemotingCommand::response(code, cmd.opaque)
+            .with_remark(status)
+            .with_field("suggestWhichBrokerId", 0)
+            .with_field("nextBeginOffset", next)
+            .with_field("minOffset", min)
+            .with_field("maxOffset", max)
+    };
+    let queue = match queue {
+        Some(q) if max > 0 => q,
+        _ if header.queue_offset == 0 => {
+            return answer(response::PULL_NOT_FOUND, "NO_MESSAGE_IN_QUEUE", 0)
+        }
+        _ => return answer(response::PULL_OFFSET_MOVED, "NO_MESSAGE_IN_QUEUE", 0),
+    };
+    if header.queue_offset < min as i64 {
+        return answer(response::PULL_OFFSET_MOVED, "OFFSET_TOO_SMALL", min);
+    }
+    if requested == max {
+        return answer(response::PULL_NOT_FOUND, "OFFSET_OVERFLOW_ONE", requested);
+    }
+    if requested > max {
+        return answer(response::PULL_OFFSET_MOVED, "OFFSET_OVERFLOW_BADLY", max);
+    }
+    let limits = PullLimits {
+        messages_max: (header.max_msg_nums.max(1) as usize).min(PULL_MESSAGES_MAX),
+        bytes_max: header
+            .max_msg_bytes
+            .map_or(PULL_BYTES_MAX, |b| (b.max(1) as usize).min(PULL_BYTES_MAX)),
+        scan_max: PULL_SCAN_MAX,
+    };
+    let selection = select(queue.entries(), requested, filter, limits);
+    drop(queues);
+    if selection.found.is_empty() {
+        return answer(
+            response::PULL_RETRY_IMMEDIATELY,
+            "NO_MATCHED_MESSAGE",
+            selection.next_offset,
+        );
+    }
+    let total: usize = selection.found.iter().map(|(_, e)| e.size as usize).sum();
+    let mut body = Vec::with_capacity(total);
+    for (_, entry) in &selection.found {
+        if !shard
+            .store
+            .copy_record(entry.commit_log_offset, entry.size, &mut body)
+        {
+            log::error!(
+                "consume queue {}:{} points past the durable log at {}",
+                header.topic,
+                header.queue_id,
+                entry.commit_log_offset
+            );
+            break;
+        }
+    }
+    answer(response::SUCCESS, "FOUND", selection.next_offset).with_body(body.into())
+}

@@ -1,0 +1,265 @@
+//! SEND_MESSAGE (10), SEND_MESSAGE_V2 (310) and SEND_BATCH_MESSAGE (320), spec §4.1–4.2.
+//! The record is appended at once; the response waits in the connection's queue until the log
+//! is durable past it.
+
+use std::fmt::Write as _;
+use std::rc::Rc;
+
+use crate::broker::metadata::{self, perm, TopicConfig, AUTO_CREATE_TOPIC_KEY};
+use crate::broker::Shard;
+use crate::net::Connection;
+use crate::record::{self, find_property, property, sys_flag, BatchIter, MessageToStore};
+use crate::remarks;
+use crate::remoting::headers::{SendHeaderNames, SendMessageHeader};
+use crate::remoting::{request, response, RemotingCommand};
+use crate::store::Appended;
+
+pub fn handle(shard: &Shard, conn: &Rc<Connection>, cmd: &RemotingCommand) {
+    match prepare(shard, conn, cmd) {
+        Ok((reply, end)) => {
+            if !cmd.is_oneway() {
+                conn.send_after_durable(end, &reply)
+            }
+        }
+        Err(reply) => {
+            if !cmd.is_oneway() {
+                conn.send(&reply)
+            }
+        }
+    }
+}
+
+fn fail(cmd: &RemotingCommand, code: i32, remark: impl Into<String>) -> RemotingCommand {
+    RemotingCommand::response(code, cmd.opaque).with_remark(remark)
+}
+
+/// Validates, stores and builds the response; `Err` is an error response to send at once.
+fn prepare(
+    shard: &Shard,
+    conn: &Rc<Connection>,
+    cmd: &RemotingCommand,
+) -> Result<(RemotingCommand, u64), RemotingCommand> {
+    let names = if cmd.code == request::SEND_MESSAGE {
+        SendHeaderNames::Long
+    } else {
+        SendHeaderNames::Short
+    };
+    let header = SendMessageHeader::parse(&cmd.ext_fields, names)
+        .map_err(|e| fail(cmd, response::SYSTEM_ERROR, e.to_string()))?;
+    metadata::validate_name("topic", &header.topic, metadata::TOPIC_NAME_MAX)
+        .map_err(|e| fail(cmd, response::INVALID_PARAMETER, e.to_string()))?;
+    if metadata::send_forbidden(&header.topic) {
+        return Err(fail(
+            cmd,
+            response::NO_PERMISSION,
+            remarks::send_forbidden(&header.topic),
+        ));
+    }
+    let topic = topic_for_send(shard, &header)
+        .map_err(|remark| fail(cmd, response::TOPIC_NOT_EXIST, remark))?;
+    if topic.perm & perm::WRITE == 0 {
+        return Err(fail(
+            cmd,
+            response::NO_PERMISSION,
+            remarks::NO_PERMISSION_WRITE,
+        ));
+    }
+    let queue_id = if header.queue_id < 0 {
+        shard.pick_queue(topic.write_queue_nums)
+    } else {
+        header.queue_id
+    };
+    if queue_id >= topic.queue_count() {
+        let remark =
+            remarks::queue_id_illegal(queue_id, &header.topic, topic.write_queue_nums, conn.peer);
+        return Err(fail(cmd, response::INVALID_PARAMETER, remark));
+    }
+    let max = shard.config.max_message_size;
+    if cmd.body.len() > max {
+        return Err(fail(
+            cmd,
+            response::MESSAGE_ILLEGAL,
+            remarks::body_too_large(max),
+        ));
+    }
+    if header.sys_flag & 0xC == sys_flag::TRANSACTION_PREPARED
+        || find_property(&header.properties, property::TRAN_MSG) == Some("true")
+    {
+        return Err(fail(
+            cmd,
+            response::NO_PERMISSION,
+            remarks::TRANSACTION_NOT_SUPPORTED,
+        ));
+    }
+    if find_property(&header.properties, property::DELAY)
+        .is_some_and(|d| d.parse::<i32>().unwrap_or(0) > 0)
+    {
+        return Err(fail(
+            cmd,
+            response::MESSAGE_ILLEGAL,
+            remarks::DELAY_NOT_SUPPORTED,
+        ));
+    }
+    let store_timestamp = metadata::now_ms();
+    let base = Base {
+        shard,
+        conn,
+        header: &header,
+        queue_id,
+        store_timestamp,
+    };
+    let (appended, uniq_keys, msg_ids) = if cmd.code == request::SEND_BATCH_MESSAGE {
+        store_batch(&base, &cmd.body)
+            .map_err(|remark| fail(cmd, response::MESSAGE_ILLEGAL, remark))?
+    } else {
+        let (appended, uniq, msg_id) = store_one(&base, header.flag, &cmd.body, &header.properties)
+            .map_err(|r| fail(cmd, response::MESSAGE_ILLEGAL, r))?;
+        (appended, uniq, msg_id)
+    };
+    let reply = RemotingCommand::response(response::SUCCESS, cmd.opaque)
+        .with_field("msgId", msg_ids)
+        .with_field("queueId", queue_id)
+        .with_field("queueOffset", appended.queue_offset)
+        .with_field("transactionId", uniq_keys)
+        .with_field("MSG_REGION", &shard.config.region_id)
+        .with_field("TRACE_ON", shard.config.trace_topic_enable);
+    Ok((reply, appended.end))
+}
+
+/// The topic's config, auto-creating it from TBW102 or as a retry topic (spec §4.2 step 4).
+fn topic_for_send(shard: &Shard, header: &SendMessageHeader) -> Result<TopicConfig, String> {
+    if let Some(topic) = shard.meta.borrow().topic(&header.topic) {
+        return Ok(topic.clone());
+    }
+    let created = if header.topic.starts_with("%RETRY%") {
+        Some(TopicConfig::new(&header.topic, 1, perm::READ_WRITE))
+    } else if shard.config.auto_create_topic_enable {
+        let meta = shard.meta.borrow();
+        let template = meta
+            .topic(&header.default_topic)
+            .or_else(|| meta.topic(AUTO_CREATE_TOPIC_KEY));
+        template.filter(|t| t.perm & perm::INHERIT != 0).map(|t| {
+            let queues = header
+                .default_topic_queue_nums
+                .clamp(1, t.write_queue_nums.max(1));
+            TopicConfig::new(&header.topic, queues, t.perm & !perm::INHERIT)
+        })
+    } else {
+        None
+    };
+    let Some(topic) = created else {
+        return Err(remarks::topic_not_exist(&header.topic));
+    };
+    log::info!(
+        "shard {}: auto-created topic {} with {} queues",
+        shard.config.shard_id,
+        topic.topic_name,
+        topic.write_queue_nums
+    );
+    shard.put_topic(topic.clone());
+    Ok(topic)
+}
+
+struct Base<'a> {
+    shard: &'a Shard,
+    conn: &'a Rc<Connection>,
+    header: &'a SendMessageHeader,
+    queue_id: i32,
+    store_timestamp: i64,
+}
+
+/// Stores one message; returns where it went, its UNIQ_KEY and its offsetMsgId.
+fn store_one(
+    base: &Base<'_>,
+    flag: i32,
+    body: &[u8],
+    properties: &str,
+) -> Result<(Appended, String, String), String> {
+    let shard = base.shard;
+    let mut props = String::with_capacity(properties.len() + 64);
+    props.push_str(properties);
+    if !props.is_empty() && !props.ends_with('\u{2}') {
+        props.push('\u{2}');
+    }
+    let uniq = match find_property(properties, property::UNIQ_KEY) {
+        Some(key) => key.to_string(),
+        None => {
+            let key = generate_uniq_key(shard);
+            let _ = write!(props, "{}\u{1}{key}\u{2}", property::UNIQ_KEY);
+            key
+        }
+    };
+    let _ = write!(
+        props,
+        "{}\u{1}{}\u{2}",
+        property::CLUSTER,
+        shard.config.cluster_name
+    );
+    let msg = MessageToStore {
+        topic: &base.header.topic,
+        queue_id: base.queue_id,
+        flag,
+        sys_flag: base.header.sys_flag,
+        born_timestamp: base.header.born_timestamp,
+        born_host: record::normalize_host(base.conn.peer),
+        store_timestamp: base.store_timestamp,
+        store_host: shard.config.advertised_addr,
+        reconsume_times: base.header.reconsume_times,
+        prepared_transaction_offset: 0,
+        body,
+        properties: &props,
+    };
+    record::check(&msg).map_err(|e| e.to_string())?;
+    if record::encoded_len(&msg) > shard.store.record_bytes_max() {
+        return Err(remarks::body_too_large(shard.config.max_message_size));
+    }
+    let appended = shard.store.append(&msg);
+    let msg_id = record::offset_msg_id(
+        shard.config.advertised_addr,
+        appended.physical_offset as i64,
+    );
+    Ok((appended, uniq, msg_id))
+}
+
+/// Stores every message of a batch body in order; all or nothing is validated up front.
+fn store_batch(base: &Base<'_>, body: &[u8]) -> Result<(Appended, String, String), String> {
+    if base.header.topic.starts_with("%RETRY%") {
+        return Err("batch request does not support retry group".into());
+    }
+    let items: Vec<_> = BatchIter::new(body)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("bad batch body: {e}"))?;
+    if items.is_empty() {
+        return Err("bad batch body: no messages".into());
+    }
+    let mut first: Option<Appended> = None;
+    let mut last = None;
+    let (mut uniq_keys, mut msg_ids) = (String::new(), String::new());
+    for item in items {
+        let (appended, uniq, msg_id) = store_one(base, item.flag, item.body, item.properties)?;
+        first.get_or_insert(appended);
+        last = Some(appended);
+        for (list, value) in [(&mut uniq_keys, uniq), (&mut msg_ids, msg_id)] {
+            if !list.is_empty() {
+                list.push(',');
+            }
+            list.push_str(&value);
+        }
+    }
+    let first = first.expect("batch has items");
+    let end = last.expect("batch has items").end;
+    Ok((Appended { end, ..first }, uniq_keys, msg_ids))
+}
+
+/// A UNIQ_KEY for a message that came without one: broker address, shard and a counter.
+fn generate_uniq_key(shard: &Shard) -> String {
+    let mut raw = Vec::with_capacity(16);
+    if let std::net::IpAddr::V4(ip) = shard.config.advertised_addr.ip() {
+        raw.extend_from_slice(&ip.octets());
+    }
+    raw.extend_from_slice(&(std::process::id() as u16).to_be_bytes());
+    raw.extend_from_slice(&(shard.config.shard_id as u16).to_be_bytes());
+    raw.extend_from_slice(&(metadata::now_ms() as u32).to_be_bytes());
+    raw.extend_from_slice(&(shard.next_connection_id() as u32).to_be_bytes());
+    record::hex_upper(&raw)
+}

@@ -1,0 +1,293 @@
+//! One client connection on one shard. A reader task decodes frames and hands each command to
+//! the shard's [`Handler`]; a writer task drains the connection's outbound queue, batching every
+//! ready frame into one socket write. Responses to sends wait in the queue until the commit log
+//! is durable past their record (`Outbound::AfterDurable`), so a connection can have many sends
+//! in flight without a task per message.
+//!
+//! Bad input (F35): a frame whose length cannot be trusted closes the connection with a log
+//! line; a delimited frame whose header is malformed is answered with an error and skipped.
+//! Nothing is allocated from an unchecked length: the read buffer grows only up to a frame the
+//! limit allows.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::rc::Rc;
+
+use bytes::{Bytes, BytesMut};
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::TcpStream;
+
+use crate::remoting::{self, response, Decoded, RemotingCommand};
+use crate::runtime::watermark::{Signal, Watermark};
+
+/// A frame waiting to be written.
+pub enum Outbound {
+    Now(Bytes),
+    /// A send response: written once the commit log is durable up to `end`; if the log fails
+    /// first, the client gets SERVICE_NOT_AVAILABLE for `opaque` instead.
+    AfterDurable {
+        end: u64,
+        response: Bytes,
+        opaque: i32,
+    },
+}
+
+pub struct Connection {
+    pub id: u64,
+    pub peer: SocketAddr,
+    outbound: RefCell<VecDeque<Outbound>>,
+    wake_writer: Signal,
+    closed: Cell<bool>,
+    next_opaque: Cell<i32>,
+}
+
+impl Connection {
+    /// A connection without a socket, for requests that arrive over the mesh: the handler's
+    /// answer is taken with `take_reply`.
+    pub fn detached(id: u64) -> Rc<Connection> {
+        Rc::new(Connection {
+            id,
+            peer: SocketAddr::from(([0, 0, 0, 0], 0)),
+            outbound: RefCell::new(VecDeque::new()),
+            wake_writer: Signal::default(),
+            closed: Cell::new(false),
+            next_opaque: Cell::new(1 << 30),
+        })
+    }
+
+    /// The first frame queued on a detached connection, once it may leave.
+    pub async fn take_reply(&self, durable: &Watermark) -> Option<Bytes> {
+        let item = self.outbound.borrow_mut().pop_front()?;
+        match item {
+            Outbound::Now(frame) => Some(frame),
+            Outbound::AfterDurable {
+                end,
+                response,
+                opaque,
+            } => match durable.wait_for(end).await {
+                Ok(()) => Some(response),
+                Err(_) => Some(remoting::encode_to_bytes(
+                    &RemotingCommand::response(response::SERVICE_NOT_AVAILABLE, opaque)
+                        .with_remark("service not available now: commit log write failed"),
+                )),
+            },
+        }
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.get()
+    }
+
+    fn push(&self, item: Outbound) {
+        if self.closed.get() {
+            return;
+        }
+        self.outbound.borrow_mut().push_back(item);
+        self.wake_writer.raise();
+    }
+
+    /// Queues a response (or a broker-initiated request) for writing.
+    pub fn send(&self, cmd: &RemotingCommand) {
+        self.push(Outbound::Now(remoting::encode_to_bytes(cmd)));
+    }
+
+    /// Queues a response that may leave only when the log is durable past `end`.
+    pub fn send_after_durable(&self, end: u64, cmd: &RemotingCommand) {
+        let response = remoting::encode_to_bytes(cmd);
+        self.push(Outbound::AfterDurable {
+            end,
+            response,
+            opaque: cmd.opaque,
+        });
+    }
+
+    /// Sends a oneway request from the broker to this client (e.g. NOTIFY_CONSUMER_IDS_CHANGED).
+    pub fn send_oneway_request(&self, mut cmd: RemotingCommand) {
+        let opaque = self.next_opaque.get();
+        self.next_opaque.set(opaque.wrapping_add(1));
+        cmd.opaque = opaque;
+        cmd.flag |= remoting::codes::FLAG_ONEWAY;
+        self.send(&cmd);
+    }
+}
+
+/// What a server does with commands and closed connections.
+#[allow(
+    async_fn_in_trait,
+    reason = "handlers run on one shard; no Send bound is wanted"
+)]
+pub trait Handler {
+    async fn handle(&self, conn: &Rc<Connection>, cmd: RemotingCommand);
+    fn on_close(&self, conn: &Rc<Connection>);
+}
+
+/// Limits of one connection.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    pub frame_bytes_max: u32,
+}
+
+/// Serves one accepted connection until it closes. `durable` is the commit log's watermark on
+/// a broker shard (None on the name server).
+pub async fn serve_connection<H: Handler>(
+    stream: TcpStream,
+    id: u64,
+    handler: Rc<H>,
+    durable: Option<Rc<Watermark>>,
+    limits: ConnectionLimits,
+) {
+    let peer = stream
+        .peer_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let _ = stream.set_nodelay(true);
+    let writer_stream = match dup_stream(&stream) {
+        Ok(s) => s,
+        Err(e) => {
+            log::warn!("connection {peer}: cannot duplicate socket: {e}");
+            return;
+        }
+    };
+    let conn = Rc::new(Connection {
+        id,
+        peer,
+        outbound: RefCell::new(VecDeque::new()),
+        wake_writer: Signal::default(),
+        closed: Cell::new(false),
+        next_opaque: Cell::new(1 << 30),
+    });
+    let writer = glommio::spawn_local(write_loop(writer_stream, conn.clone(), durable));
+    if let Err(e) = read_loop(stream, &conn, &*handler, limits).await {
+        log::debug!("connection {peer} closed: {e}");
+    }
+    conn.closed.set(true);
+    conn.wake_writer.raise();
+    handler.on_close(&conn);
+    writer.await;
+}
+
+fn dup_stream(stream: &TcpStream) -> std::io::Result<TcpStream> {
+    // SAFETY: dup returns a new descriptor for the same socket or -1; we own the new one.
+    let fd = unsafe { libc::dup(stream.as_raw_fd()) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh, owned descriptor of a connected TCP socket.
+    Ok(unsafe { TcpStream::from_raw_fd(fd) })
+}
+
+async fn read_loop<H: Handler>(
+    mut stream: TcpStream,
+    conn: &Rc<Connection>,
+    handler: &H,
+    limits: ConnectionLimits,
+) -> Result<(), String> {
+    let mut buf = BytesMut::with_capacity(64 << 10);
+    loop {
+        // Decode every complete frame in the buffer.
+        loop {
+            if buf.len() < 4 {
+                break;
+            }
+            let declared = u32::from_be_bytes(buf[..4].try_into().expect("4 bytes"));
+            if declared > limits.frame_bytes_max || declared < 4 {
+                let peek = Bytes::copy_from_slice(&buf[..4]);
+                let error = match remoting::decode(&peek, limits.frame_bytes_max) {
+                    Err(e) => e.to_string(),
+                    Ok(_) => "bad length".to_string(),
+                };
+                log::warn!("connection {}: closing: {error}", conn.peer);
+                return Err(error);
+            }
+            let frame_bytes = 4 + declared as usize;
+            if buf.len() < frame_bytes {
+                buf.reserve(frame_bytes - buf.len());
+                break;
+            }
+            let frame = buf.split_to(frame_bytes).freeze();
+            match remoting::decode(&frame, limits.frame_bytes_max) {
+                Ok(Decoded::Command { command, .. }) => handler.handle(conn, command).await,
+                Ok(Decoded::Malformed { error, .. }) => {
+                    log::warn!("connection {}: malformed frame: {error}", conn.peer);
+                    let reply = RemotingCommand::response(response::SYSTEM_ERROR, 0)
+                        .with_remark(format!("decode error: {error}"));
+                    conn.send(&reply);
+                }
+                Ok(Decoded::Incomplete { .. }) => unreachable!("a whole frame was present"),
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        if buf.capacity() - buf.len() < 4096 {
+            buf.reserve(64 << 10);
+        }
+        let start = buf.len();
+        let room = buf.capacity() - start;
+        buf.resize(start + room, 0);
+        let n = stream
+            .read(&mut buf[start..])
+            .await
+            .map_err(|e| e.to_string());
+        match n {
+            Ok(0) => {
+                buf.truncate(start);
+                return Err("peer closed".into());
+            }
+            Ok(n) => buf.truncate(start + n),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+async fn write_loop(mut stream: TcpStream, conn: Rc<Connection>, durable: Option<Rc<Watermark>>) {
+    let mut batch = Vec::with_capacity(64 << 10);
+    loop {
+        let next = conn.outbound.borrow_mut().pop_front();
+        let Some(item) = next else {
+            if !batch.is_empty() {
+                if let Err(e) = stream.write_all(&batch).await {
+                    log::debug!("connection {}: write failed: {e}", conn.peer);
+                    conn.closed.set(true);
+                    return;
+                }
+                batch.clear();
+                continue;
+            }
+            if conn.closed.get() {
+                let _ = stream.close().await;
+                return;
+            }
+            conn.wake_writer.wait().await;
+            continue;
+        };
+        match item {
+            Outbound::Now(frame) => batch.extend_from_slice(&frame),
+            Outbound::AfterDurable {
+                end,
+                response,
+                opaque,
+            } => {
+                let mark = durable
+                    .as_ref()
+                    .expect("durable responses only on broker shards");
+                if mark.get() < end && !batch.is_empty() {
+                    // Flush what is ready before waiting on the log.
+                    if stream.write_all(&batch).await.is_err() {
+                        conn.closed.set(true);
+                        return;
+                    }
+                    batch.clear();
+                }
+                match mark.wait_for(end).await {
+                    Ok(()) => batch.extend_from_slice(&response),
+                    Err(_) => {
+                        let failed =
+                            RemotingCommand::response(response::SERVICE_NOT_AVAILABLE, opaque)
+                                .with_remark("service not available now: commit log write failed");
+                        batch.extend_from_slice(&remoting::encode_to_bytes(&failed));
+                    }
+                }
+            }
+        }
+    }
+}

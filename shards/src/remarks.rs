@@ -1,0 +1,46 @@
+//! Remarks users see in responses whose wording the spec or RocketMQ fixes (F10, F24, F34 …).
+//! Kept in one place so tests can assert them exactly.
+
+pub fn body_too_large(max: usize) -> String {
+    format!("message body size over max message size, max: {max}")
+}
+
+pub fn topic_not_exist(topic: &str) -> String {
+    format!("topic[{topic}] not exist, apply first please!")
+}
+
+pub fn queue_id_illegal(
+    queue_id: i32,
+    topic: &str,
+    queue_nums: i32,
+    peer: std::net::SocketAddr,
+) -> String {
+    format!("queueId[{queue_id}] is illegal, topic:[{topic}] topicConfig.writeQueueNums:[{queue_nums}] consumer:[{peer}]")
+}
+
+pub fn subscription_group_not_exist(group: &str) -> String {
+    format!("subscription group [{group}] does not exist")
+}
+
+pub const CONSUMER_GROUP_INFO_NOT_EXIST: &str = "the consumer's group info not exist";
+pub const SUBSCRIPTION_NOT_EXIST: &str = "the consumer's subscription not exist";
+
+pub fn no_consumer_for_group(group: &str) -> String {
+    format!("no consumer for this group, {group}")
+}
+
+pub fn request_code_not_supported(code: i32) -> String {
+    format!(" request type {code} not supported")
+}
+
+pub fn send_forbidden(topic: &str) -> String {
+    format!("Sending message to topic[{topic}] is forbidden.")
+}
+
+pub const TRANSACTION_NOT_SUPPORTED: &str =
+    "transactional messages are not supported by this broker yet";
+pub const DELAY_NOT_SUPPORTED: &str = "delay-level messages are not supported by this broker yet";
+pub const SQL92_NOT_SUPPORTED: &str =
+    "The broker does not support consumer to filter message by SQL92";
+pub const NO_PERMISSION_READ: &str = "the topic is not readable";
+pub const NO_PERMISSION_WRITE: &str = "the topic is not writable";

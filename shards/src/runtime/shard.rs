@@ -1,0 +1,154 @@
+//! Starting and stopping a broker shard: one glommio `LocalExecutor` per shard, pinned to its
+//! CPU when there is one for it, named `shard-<i>`. The process binds every listener before
+//! any shard starts (so a taken port fails fast), hands each shard its sockets, and waits for
+//! each to report ready or failed.
+//!
+//! Order inside the shard: join the mesh first (a peer that fails later still lets the others
+//! join), then open the store and metadata, start background tasks and accept loops, report
+//! ready, and wait for the shutdown socket. Shutdown stops accepting, flushes the log, persists
+//! offsets and metadata and leaves the name servers.
+
+use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
+use std::rc::Rc;
+use std::sync::mpsc::Sender;
+
+use futures_lite::AsyncReadExt;
+use glommio::{LocalExecutorBuilder, Placement};
+
+use crate::broker::metadata::Metadata;
+use crate::broker::{Shard, ShardConfig};
+use crate::listener::front_door::FrontDoor;
+use crate::listener::{accept_loop, dispatch, ShardHandler};
+use crate::mesh::{Mesh, MeshBuilder, MeshMessage};
+use crate::net::listener::into_glommio;
+use crate::net::Connection;
+use crate::remoting::{self, Decoded};
+use crate::store::{Store, StoreConfig};
+
+pub struct ShardStart {
+    pub config: ShardConfig,
+    /// The shard's own port.
+    pub listener: OwnedFd,
+    /// The process's front door, on shard 0 only.
+    pub front_door: Option<OwnedFd>,
+    pub mesh: Option<MeshBuilder>,
+    /// Readable (or closed) when the shard must stop.
+    pub shutdown: OwnedFd,
+    pub cpu: Option<usize>,
+    pub io_memory_bytes: usize,
+    pub ready: Sender<(usize, Result<(), String>)>,
+}
+
+/// Spawns the shard's executor thread.
+pub fn spawn(start: ShardStart) -> std::io::Result<glommio::ExecutorJoinHandle<()>> {
+    let placement = match start.cpu {
+        Some(cpu) => Placement::Fixed(cpu),
+        None => Placement::Unbound,
+    };
+    let name = format!("shard-{}", start.config.shard_id);
+    LocalExecutorBuilder::new(placement)
+        .name(&name)
+        .io_memory(start.io_memory_bytes)
+        .preempt_timer(std::time::Duration::from_millis(2))
+        .spawn(move || run(start))
+        .map_err(|e| std::io::Error::other(e.to_string()))
+}
+
+async fn run(start: ShardStart) {
+    let id = start.config.shard_id;
+    let ready = start.ready.clone();
+    match serve(start).await {
+        Ok(()) => log::info!("shard {id}: stopped"),
+        Err(e) => {
+            log::error!("shard {id}: {e}");
+            let _ = ready.send((id, Err(e)));
+        }
+    }
+}
+
+async fn serve(start: ShardStart) -> Result<(), String> {
+    let id = start.config.shard_id;
+    let mesh = match start.mesh {
+        Some(builder) => {
+            let (mesh, receivers) = Mesh::join(builder).await.map_err(|e| e.to_string())?;
+            Some((mesh, receivers))
+        }
+        None => None,
+    };
+    let store_config = StoreConfig {
+        dir: start.config.store_dir.clone(),
+        segment_bytes: start.config.segment_bytes,
+        flush: start.config.flush,
+    };
+    let store = Store::open(store_config).await.map_err(|e| e.to_string())?;
+    let meta = Metadata::load(
+        &start.config.store_dir,
+        start.config.auto_create_topic_enable,
+        start.config.default_topic_queue_nums,
+    )
+    .map_err(|e| e.to_string())?;
+    let shard = Shard::new(
+        start.config,
+        store,
+        meta,
+        mesh.as_ref().map(|(m, _)| m.clone()),
+    );
+    shard.spawn_background();
+    if let Some((mesh, mut receivers)) = mesh {
+        for (peer, receiver) in receivers.streams() {
+            glommio::spawn_local(serve_mesh(shard.clone(), mesh.clone(), receiver, peer)).detach();
+        }
+    }
+    let mut accepting = vec![glommio::spawn_local(accept_loop(
+        shard.clone(),
+        into_glommio(start.listener),
+        Rc::new(ShardHandler(shard.clone())),
+    ))];
+    if let Some(fd) = start.front_door {
+        accepting.push(glommio::spawn_local(accept_loop(
+            shard.clone(),
+            into_glommio(fd),
+            Rc::new(FrontDoor(shard.clone())),
+        )));
+    }
+    let _ = start.ready.send((id, Ok(())));
+    wait_for_shutdown(start.shutdown).await;
+    log::info!("shard {id}: shutting down");
+    drop(accepting);
+    shard.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_shutdown(fd: OwnedFd) {
+    // SAFETY: `fd` is an owned end of a Unix socket pair; ownership passes to the stream.
+    let mut stream = unsafe { glommio::net::UnixStream::from_raw_fd(fd.into_raw_fd()) };
+    let mut byte = [0u8; 1];
+    let _ = stream.read(&mut byte).await;
+}
+
+/// Serves requests from `peer` over the mesh: each runs on this shard as if it had arrived on
+/// its own port, and the answer goes back to `peer`.
+async fn serve_mesh(
+    shard: Rc<Shard>,
+    mesh: Rc<Mesh>,
+    receiver: glommio::channels::shared_channel::ConnectedReceiver<MeshMessage>,
+    peer: usize,
+) {
+    while let Some(message) = receiver.recv().await {
+        match message {
+            MeshMessage::Request { id, frame } => {
+                let Ok(Decoded::Command { command, .. }) = remoting::decode(&frame, u32::MAX)
+                else {
+                    log::error!("mesh: undecodable request from shard {peer}");
+                    continue;
+                };
+                let conn = Connection::detached(shard.next_connection_id());
+                dispatch(&shard, &conn, command);
+                if let Some(reply) = conn.take_reply(shard.store.log().durable()).await {
+                    mesh.reply(peer, id, reply).await;
+                }
+            }
+            MeshMessage::Reply { id, frame } => mesh.complete(id, frame),
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! Committed consumer offsets of one shard: per (topic, group), per queue id. Persisted as
+//! RocketMQ's `consumerOffset.json` shape: `{"offsetTable":{"topic@group":{"0":12}}}`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ConsumerOffsets {
+    table: HashMap<String, BTreeMap<i32, i64>>,
+}
+
+fn key(topic: &str, group: &str) -> String {
+    format!("{topic}@{group}")
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct OnDisk {
+    #[serde(rename = "offsetTable")]
+    offset_table: BTreeMap<String, BTreeMap<i32, i64>>,
+}
+
+impl ConsumerOffsets {
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "start-up, before the shard serves"
+    )]
+    pub fn load(path: &Path) -> std::io::Result<ConsumerOffsets> {
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(ConsumerOffsets::default())
+            }
+            Err(e) => return Err(e),
+        };
+        let disk: OnDisk = serde_json::from_slice(&bytes).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{}: {e}", path.display()),
+            )
+        })?;
+        Ok(ConsumerOffsets {
+            table: disk.offset_table.into_iter().collect(),
+        })
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        let disk = OnDisk {
+            offset_table: self
+                .table
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        };
+        serde_json::to_vec_pretty(&disk).expect("offsets serialize")
+    }
+
+    pub fn get(&self, topic: &str, group: &str, queue_id: i32) -> Option<i64> {
+        self.table.get(&key(topic, group))?.get(&queue_id).copied()
+    }
+
+    pub fn commit(&mut self, topic: &str, group: &str, queue_id: i32, offset: i64) {
+        self.table
+            .entry(key(topic, group))
+            .or_default()
+            .insert(queue_id, offset);
+    }
+
+    /// Groups with committed offsets on `topic`.
+    pub fn groups_of(&self, topic: &str) -> Vec<String> {
+        let prefix = format!("{topic}@");
+        self.table
+            .keys()
+            .filter_map(|k| k.strip_prefix(&prefix).map(str::to_string))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_survive_a_round_trip_through_json() {
+        let mut offsets = ConsumerOffsets::default();
+        offsets.commit("T", "G", 0, 12);
+        offsets.commit("T", "G", 3, 7);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("consumerOffset.json");
+        crate::store::atomic_file::write(&path, &offsets.to_json()).unwrap();
+        let loaded = ConsumerOffsets::load(&path).unwrap();
+        assert_eq!(loaded, offsets);
+        assert_eq!(loaded.get("T", "G", 3), Some(7));
+        assert_eq!(loaded.groups_of("T"), vec!["G".to_string()]);
+    }
+}

@@ -1,0 +1,366 @@
+//! `petrel admin`: mqadmin's commands, names and options (C2, F38, spec ops-surface §1),
+//! built on Petrel's client. Output keeps mqadmin's column headers, which scripts grep.
+
+use anyhow::{bail, Context};
+use bytes::Bytes;
+use clap::{Args, Subcommand};
+use petrel_shards::broker::metadata::{perm, TopicConfig};
+
+use crate::client::{properties, Client, Message, MessageQueue, PullRequest};
+
+#[derive(Debug, Args)]
+pub struct Namesrv {
+    /// Name server address list, `host:port;host:port`.
+    #[arg(
+        short = 'n',
+        long = "namesrvAddr",
+        env = "NAMESRV_ADDR",
+        default_value = "127.0.0.1:9876"
+    )]
+    pub namesrv_addr: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create or update a topic on one broker (-b) or on every broker of a cluster (-c).
+    #[command(name = "updateTopic")]
+    UpdateTopic {
+        #[command(flatten)]
+        ns: Namesrv,
+        #[arg(short = 'b', long = "brokerAddr", conflicts_with = "cluster_name")]
+        broker_addr: Option<String>,
+        #[arg(short = 'c', long = "clusterName")]
+        cluster_name: Option<String>,
+        #[arg(short = 't', long = "topic")]
+        topic: String,
+        #[arg(short = 'r', long = "readQueueNums", default_value_t = 8)]
+        read_queue_nums: i32,
+        #[arg(short = 'w', long = "writeQueueNums", default_value_t = 8)]
+        write_queue_nums: i32,
+        #[arg(short = 'p', long = "perm", default_value_t = 6)]
+        perm: i32,
+        #[arg(short = 'o', long = "order", default_value_t = false, action = clap::ArgAction::Set)]
+        order: bool,
+    },
+    /// Every topic the name server knows.
+    #[command(name = "topicList")]
+    TopicList {
+        #[command(flatten)]
+        ns: Namesrv,
+    },
+    /// Route data of a topic.
+    #[command(name = "topicRoute")]
+    TopicRoute {
+        #[command(flatten)]
+        ns: Namesrv,
+        #[arg(short = 't', long = "topic")]
+        topic: String,
+        /// Table instead of JSON.
+        #[arg(short = 'l', long = "list")]
+        list: bool,
+    },
+    /// Clusters and their brokers.
+    #[command(name = "clusterList")]
+    ClusterList {
+        #[command(flatten)]
+        ns: Namesrv,
+        #[arg(short = 'c', long = "clusterName")]
+        cluster_name: Option<String>,
+    },
+    /// Send one message.
+    #[command(name = "sendMessage")]
+    SendMessage {
+        #[command(flatten)]
+        ns: Namesrv,
+        #[arg(short = 't', long = "topic")]
+        topic: String,
+        #[arg(short = 'p', long = "body")]
+        body: String,
+        #[arg(short = 'k', long = "keys")]
+        keys: Option<String>,
+        #[arg(short = 'c', long = "tags")]
+        tags: Option<String>,
+        #[arg(short = 'b', long = "broker")]
+        broker_name: Option<String>,
+        #[arg(short = 'i', long = "qid")]
+        queue_id: Option<i32>,
+    },
+    /// Read messages without committing an offset.
+    #[command(name = "consumeMessage")]
+    ConsumeMessage {
+        #[command(flatten)]
+        ns: Namesrv,
+        #[arg(short = 't', long = "topic")]
+        topic: String,
+        #[arg(short = 'b', long = "brokerName")]
+        broker_name: Option<String>,
+        #[arg(short = 'i', long = "queueId")]
+        queue_id: Option<i32>,
+        #[arg(short = 'o', long = "offset", default_value_t = 0)]
+        offset: i64,
+        #[arg(short = 'g', long = "consumerGroup", default_value = "TOOLS_CONSUMER")]
+        group: String,
+        #[arg(short = 'c', long = "MessageNumber", default_value_t = 128)]
+        count: usize,
+    },
+}
+
+fn perm_text(p: i32) -> String {
+    let flag = |bit: i32, c: char| if p & bit != 0 { c } else { '-' };
+    format!(
+        "{}{}{}",
+        flag(perm::READ, 'R'),
+        flag(perm::WRITE, 'W'),
+        flag(perm::INHERIT, 'X')
+    )
+}
+
+pub fn run(command: AdminCommand) -> anyhow::Result<()> {
+    match command {
+        AdminCommand::UpdateTopic {
+            ns,
+            broker_addr,
+            cluster_name,
+            topic,
+            read_queue_nums,
+            write_queue_nums,
+            perm,
+            order,
+        } => {
+            let mut client = Client::new(&ns.namesrv_addr);
+            let config = TopicConfig {
+                order,
+                ..TopicConfig::new(&topic, read_queue_nums, perm)
+            };
+            let config = TopicConfig {
+                write_queue_nums,
+                ..config
+            };
+            let targets = match (broker_addr, cluster_name) {
+                (Some(addr), _) => vec![addr],
+                (None, Some(cluster)) => masters_of(&mut client, &cluster)?,
+                (None, None) => bail!("updateTopic needs -b brokerAddr or -c clusterName"),
+            };
+            for addr in targets {
+                client
+                    .create_topic(&addr, &config)
+                    .with_context(|| format!("create topic to {addr} failed"))?;
+                println!("create topic to {addr} success.");
+            }
+            println!(
+                "TopicConfig [topicName={}, readQueueNums={}, writeQueueNums={}, perm={}, topicFilterType={}, topicSysFlag={}, order={}, attributes={{}}]",
+                config.topic_name, config.read_queue_nums, config.write_queue_nums, perm_text(config.perm),
+                config.topic_filter_type, config.topic_sys_flag, config.order
+            );
+        }
+        AdminCommand::TopicList { ns } => {
+            for topic in Client::new(&ns.namesrv_addr).topic_list()? {
+                println!("{topic}");
+            }
+        }
+        AdminCommand::TopicRoute { ns, topic, list } => {
+            let route = Client::new(&ns.namesrv_addr).route(&topic)?;
+            if list {
+                println!(
+                    "{:<22}{:<22}{:<40}{:<12}{:<12}{:<6}",
+                    "#ClusterName",
+                    "#BrokerName",
+                    "#BrokerAddrs",
+                    "#ReadQueue",
+                    "#WriteQueue",
+                    "#Perm"
+                );
+                let (mut read, mut write) = (0, 0);
+                for q in &route.queue_datas {
+                    let broker = route
+                        .broker_datas
+                        .iter()
+                        .find(|b| b.broker_name == q.broker_name);
+                    let cluster = broker.map_or("", |b| b.cluster.as_str());
+                    let addrs = broker
+                        .map(|b| format!("{:?}", b.broker_addrs))
+                        .unwrap_or_default();
+                    println!(
+                        "{:<22}{:<22}{:<40}{:<12}{:<12}{:<6}",
+                        cluster,
+                        q.broker_name,
+                        addrs,
+                        q.read_queue_nums,
+                        q.write_queue_nums,
+                        q.perm
+                    );
+                    read += q.read_queue_nums;
+                    write += q.write_queue_nums;
+                }
+                println!(
+                    "{:<22}{:<22}{:<40}{:<12}{:<12}",
+                    "Total:", "", "", read, write
+                );
+            } else {
+                let value = serde_json::json!({
+                    "brokerDatas": route.broker_datas.iter().map(|b| serde_json::json!({
+                        "brokerAddrs": b.broker_addrs, "brokerName": b.broker_name, "cluster": b.cluster })).collect::<Vec<_>>(),
+                    "queueDatas": route.queue_datas.iter().map(|q| serde_json::json!({
+                        "brokerName": q.broker_name, "perm": q.perm, "readQueueNums": q.read_queue_nums,
+                        "topicSysFlag": q.topic_sys_flag, "writeQueueNums": q.write_queue_nums })).collect::<Vec<_>>(),
+                });
+                println!("{}", serde_json::to_string_pretty(&value)?);
+            }
+        }
+        AdminCommand::ClusterList { ns, cluster_name } => {
+            let info = Client::new(&ns.namesrv_addr).cluster_info()?;
+            println!(
+                "{:<22}{:<22}{:<6}{:<24}",
+                "#Cluster Name", "#Broker Name", "#BID", "#Addr"
+            );
+            let clusters = info["clusterAddrTable"]
+                .as_object()
+                .cloned()
+                .unwrap_or_default();
+            for (cluster, names) in clusters {
+                if cluster_name.as_ref().is_some_and(|c| *c != cluster) {
+                    continue;
+                }
+                for name in names.as_array().cloned().unwrap_or_default() {
+                    let name = name.as_str().unwrap_or_default();
+                    let addrs = info["brokerAddrTable"][name]["brokerAddrs"]
+                        .as_object()
+                        .cloned()
+                        .unwrap_or_default();
+                    for (id, addr) in addrs {
+                        println!(
+                            "{:<22}{:<22}{:<6}{:<24}",
+                            cluster,
+                            name,
+                            id,
+                            addr.as_str().unwrap_or_default()
+                        );
+                    }
+                }
+            }
+        }
+        AdminCommand::SendMessage {
+            ns,
+            topic,
+            body,
+            keys,
+            tags,
+            broker_name,
+            queue_id,
+        } => {
+            let mut client = Client::new(&ns.namesrv_addr);
+            let msg = Message::new(
+                Bytes::from(body),
+                properties(tags.as_deref(), keys.as_deref(), &[]),
+            );
+            let route = client.route(&topic)?;
+            let queue = match (broker_name, queue_id) {
+                (Some(broker_name), Some(queue_id)) => MessageQueue {
+                    topic: topic.clone(),
+                    broker_name,
+                    queue_id,
+                },
+                _ => {
+                    let queues = route.publish_queues(&topic);
+                    let Some(first) = queues.first() else {
+                        bail!("no writable queue for topic {topic}")
+                    };
+                    first.clone()
+                }
+            };
+            let addr = route
+                .broker_addr(&queue.broker_name)
+                .context("no master for the broker")?
+                .to_string();
+            let result = client.send_to(&addr, &queue, &msg)?;
+            println!(
+                "{:<32}{:<8}{:<16}#MsgId",
+                "#Broker Name", "#QID", "#Send Result"
+            );
+            let status = if result.code == 0 {
+                "SEND_OK"
+            } else {
+                "SEND_NOT_OK"
+            };
+            println!(
+                "{:<32}{:<8}{:<16}{}",
+                queue.broker_name, queue.queue_id, status, result.msg_id
+            );
+        }
+        AdminCommand::ConsumeMessage {
+            ns,
+            topic,
+            broker_name,
+            queue_id,
+            offset,
+            group,
+            count,
+        } => {
+            let mut client = Client::new(&ns.namesrv_addr);
+            let route = client.route(&topic)?;
+            let mut printed = 0;
+            for queue in route.subscribe_queues(&topic) {
+                if broker_name
+                    .as_ref()
+                    .is_some_and(|b| *b != queue.broker_name)
+                    || queue_id.is_some_and(|q| q != queue.queue_id)
+                {
+                    continue;
+                }
+                let addr = route
+                    .broker_addr(&queue.broker_name)
+                    .context("no master for the broker")?
+                    .to_string();
+                let mut next = offset;
+                while printed < count {
+                    let request = PullRequest {
+                        group: &group,
+                        queue: &queue,
+                        offset: next,
+                        max: 32,
+                        subscription: "*",
+                        suspend: None,
+                    };
+                    let pulled = client.pull(&addr, &request)?;
+                    if pulled.messages.is_empty() {
+                        break;
+                    }
+                    for m in pulled.messages {
+                        if printed >= count {
+                            break;
+                        }
+                        println!(
+                            "MSGID: {} Topic: {} Broker: {} QID: {} Offset: {} Tags: {} Keys: {} BODY: {}",
+                            m.msg_id, m.topic, queue.broker_name, m.queue_id, m.queue_offset,
+                            m.tags().unwrap_or(""), m.keys().unwrap_or(""), String::from_utf8_lossy(&m.body)
+                        );
+                        printed += 1;
+                    }
+                    next = pulled.next_begin_offset;
+                }
+            }
+            println!("Consume ok, {printed} messages");
+        }
+    }
+    Ok(())
+}
+
+fn masters_of(client: &mut Client, cluster: &str) -> anyhow::Result<Vec<String>> {
+    let info = client.cluster_info()?;
+    let names = info["clusterAddrTable"][cluster]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for name in names {
+        if let Some(addr) =
+            info["brokerAddrTable"][name.as_str().unwrap_or_default()]["brokerAddrs"]["0"].as_str()
+        {
+            out.push(addr.to_string());
+        }
+    }
+    if out.is_empty() {
+        bail!("cluster {cluster} has no master brokers");
+    }
+    Ok(out)
+}

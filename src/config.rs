@@ -1,0 +1,298 @@
+//! `broker.conf`: RocketMQ's key names (C2), read from a Java properties file (`-c FILE`) and
+//! `-p key=value` overrides. An unknown key or a bad value is an error naming both.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use petrel_shards::commitlog::FlushDiskType;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("unknown config key `{0}`")]
+    UnknownKey(String),
+    #[error("config key `{key}`: bad value {value:?}: {reason}")]
+    BadValue {
+        key: String,
+        value: String,
+        reason: String,
+    },
+    #[error("config file {path}: {reason}")]
+    File { path: PathBuf, reason: String },
+    #[error("-p {0:?}: expected key=value")]
+    BadOverride(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub broker_cluster_name: String,
+    pub broker_name: String,
+    pub broker_id: i64,
+    pub namesrv_addr: Option<String>,
+    pub broker_ip1: String,
+    pub bind_address: String,
+    pub listen_port: u16,
+    pub namesrv_listen_port: u16,
+    pub shard_listen_port_base: Option<u16>,
+    pub shards: usize,
+    pub shard_pinning: bool,
+    pub shard_io_memory_bytes: usize,
+    pub store_path_root_dir: PathBuf,
+    pub mapped_file_size_commit_log: u64,
+    pub flush_disk_type: FlushDiskType,
+    pub flush_interval_commit_log: Duration,
+    pub max_message_size: usize,
+    pub auto_create_topic_enable: bool,
+    pub auto_create_subscription_group: bool,
+    pub default_topic_queue_nums: i32,
+    pub region_id: String,
+    pub trace_topic_enable: bool,
+    pub register_name_server_period: Duration,
+    pub long_polling_enable: bool,
+    pub short_polling_time_mills: Duration,
+    pub frame_max_length: u32,
+}
+
+fn online_cpus() -> usize {
+    glommio::CpuSet::online().map_or(1, |set| set.len().max(1))
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            broker_cluster_name: "DefaultCluster".into(),
+            broker_name: "broker-a".into(),
+            broker_id: 0,
+            namesrv_addr: None,
+            broker_ip1: "127.0.0.1".into(),
+            bind_address: "0.0.0.0".into(),
+            listen_port: 10911,
+            namesrv_listen_port: 9876,
+            shard_listen_port_base: None,
+            shards: online_cpus(),
+            shard_pinning: true,
+            shard_io_memory_bytes: 1 << 20,
+            store_path_root_dir: PathBuf::from("./petrel-data"),
+            mapped_file_size_commit_log: 1 << 30,
+            flush_disk_type: FlushDiskType::Async,
+            flush_interval_commit_log: Duration::from_millis(500),
+            max_message_size: 4 << 20,
+            auto_create_topic_enable: true,
+            auto_create_subscription_group: true,
+            default_topic_queue_nums: 8,
+            region_id: "DefaultRegion".into(),
+            trace_topic_enable: false,
+            register_name_server_period: Duration::from_secs(30),
+            long_polling_enable: true,
+            short_polling_time_mills: Duration::from_millis(1000),
+            frame_max_length: 16 << 20,
+        }
+    }
+}
+
+fn parse<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    value
+        .trim()
+        .parse()
+        .map_err(|e: T::Err| ConfigError::BadValue {
+            key: key.to_string(),
+            value: value.to_string(),
+            reason: e.to_string(),
+        })
+}
+
+fn bounded<T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy>(
+    key: &str,
+    value: &str,
+    min: T,
+    max: T,
+) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    let v: T = parse(key, value)?;
+    if v < min || v > max {
+        return Err(ConfigError::BadValue {
+            key: key.into(),
+            value: value.into(),
+            reason: format!("must be between {min} and {max}"),
+        });
+    }
+    Ok(v)
+}
+
+fn millis(key: &str, value: &str) -> Result<Duration, ConfigError> {
+    Ok(Duration::from_millis(bounded(key, value, 1u64, 3_600_000)?))
+}
+
+impl Config {
+    /// Applies one `key=value`.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
+        let v = value.trim();
+        match key {
+            "brokerClusterName" => self.broker_cluster_name = name(key, v)?,
+            "brokerName" => self.broker_name = name(key, v)?,
+            "brokerId" => self.broker_id = bounded(key, v, 0i64, 0)?,
+            "namesrvAddr" => self.namesrv_addr = Some(v.to_string()).filter(|s| !s.is_empty()),
+            "brokerIP1" => self.broker_ip1 = parse::<std::net::IpAddr>(key, v)?.to_string(),
+            "bindAddress" => self.bind_address = parse::<std::net::IpAddr>(key, v)?.to_string(),
+            "listenPort" => self.listen_port = parse(key, v)?,
+            "namesrvListenPort" => self.namesrv_listen_port = parse(key, v)?,
+            "shardListenPortBase" => self.shard_listen_port_base = Some(parse(key, v)?),
+            "shards" => self.shards = bounded(key, v, 1usize, 256)?,
+            "shardPinning" => self.shard_pinning = parse(key, v)?,
+            "shardIoMemoryBytes" => {
+                self.shard_io_memory_bytes = bounded(key, v, 64usize << 10, 64 << 20)?
+            }
+            "storePathRootDir" => self.store_path_root_dir = PathBuf::from(v),
+            "mappedFileSizeCommitLog" => {
+                self.mapped_file_size_commit_log = bounded(key, v, 64u64 << 10, 16 << 30)?
+            }
+            "flushDiskType" => {
+                self.flush_disk_type = match v {
+                    "ASYNC_FLUSH" => FlushDiskType::Async,
+                    "SYNC_FLUSH" => FlushDiskType::Sync,
+                    _ => {
+                        return Err(ConfigError::BadValue {
+                            key: key.into(),
+                            value: v.into(),
+                            reason: "expected ASYNC_FLUSH or SYNC_FLUSH".into(),
+                        })
+                    }
+                }
+            }
+            "flushIntervalCommitLog" => self.flush_interval_commit_log = millis(key, v)?,
+            "maxMessageSize" => self.max_message_size = bounded(key, v, 1usize, 64 << 20)?,
+            "autoCreateTopicEnable" => self.auto_create_topic_enable = parse(key, v)?,
+            "autoCreateSubscriptionGroup" => self.auto_create_subscription_group = parse(key, v)?,
+            "defaultTopicQueueNums" => self.default_topic_queue_nums = bounded(key, v, 1i32, 1024)?,
+            "regionId" => self.region_id = v.to_string(),
+            "traceTopicEnable" => self.trace_topic_enable = parse(key, v)?,
+            "registerNameServerPeriod" => {
+                self.register_name_server_period =
+                    Duration::from_millis(bounded(key, v, 1000u64, 60_000)?)
+            }
+            "longPollingEnable" => self.long_polling_enable = parse(key, v)?,
+            "shortPollingTimeMills" => self.short_polling_time_mills = millis(key, v)?,
+            "frameMaxLength" => self.frame_max_length = bounded(key, v, 1u32 << 16, 1 << 30)?,
+            _ => return Err(ConfigError::UnknownKey(key.to_string())),
+        }
+        Ok(())
+    }
+
+    /// Loads `file` (if any), then the `-p key=value` overrides in order.
+    pub fn load(
+        file: Option<&std::path::Path>,
+        overrides: &[String],
+    ) -> Result<Config, ConfigError> {
+        let mut config = Config::default();
+        if let Some(path) = file {
+            let file_error = |reason: String| ConfigError::File {
+                path: path.to_path_buf(),
+                reason,
+            };
+            let f = std::fs::File::open(path).map_err(|e| file_error(e.to_string()))?;
+            let props = java_properties::read(std::io::BufReader::new(f))
+                .map_err(|e| file_error(e.to_string()))?;
+            let mut keys: Vec<_> = props.into_iter().collect();
+            keys.sort();
+            for (k, v) in keys {
+                config.set(&k, &v)?;
+            }
+        }
+        for item in overrides {
+            let (k, v) = item
+                .split_once('=')
+                .ok_or_else(|| ConfigError::BadOverride(item.clone()))?;
+            config.set(k.trim(), v)?;
+        }
+        if config.max_message_size as u64 + (64 << 10) > config.mapped_file_size_commit_log {
+            return Err(ConfigError::BadValue {
+                key: "maxMessageSize".into(),
+                value: config.max_message_size.to_string(),
+                reason: format!(
+                    "must leave room in a commit-log segment of {} bytes",
+                    config.mapped_file_size_commit_log
+                ),
+            });
+        }
+        Ok(config)
+    }
+
+    /// Name servers to register with: the `;`-separated `namesrvAddr`.
+    pub fn namesrv_list(&self) -> Vec<String> {
+        self.namesrv_addr
+            .as_deref()
+            .unwrap_or("")
+            .split(';')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Port of shard `i`: `shardListenPortBase + i`, by default `listenPort + 100 + i`, so it
+    /// never meets the front door, the VIP port (`listenPort - 2`) or HA (`listenPort + 1`).
+    /// With `listenPort=0` every shard takes any free port.
+    pub fn shard_port(&self, shard: usize) -> u16 {
+        match (self.shard_listen_port_base, self.listen_port) {
+            (Some(0), _) | (None, 0) => 0,
+            (Some(base), _) => base.saturating_add(shard as u16),
+            (None, port) => port.saturating_add(100).saturating_add(shard as u16),
+        }
+    }
+}
+
+fn name(key: &str, value: &str) -> Result<String, ConfigError> {
+    petrel_shards::broker::metadata::validate_name("broker", value, 64).map_err(|e| {
+        ConfigError::BadValue {
+            key: key.into(),
+            value: value.into(),
+            reason: e.to_string(),
+        }
+    })?;
+    Ok(value.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides_apply_and_bad_input_names_the_key() {
+        let c = Config::load(
+            None,
+            &["listenPort=0".into(), "flushDiskType=SYNC_FLUSH".into()],
+        )
+        .unwrap();
+        assert_eq!(c.listen_port, 0);
+        assert_eq!(c.flush_disk_type, FlushDiskType::Sync);
+        let e = Config::load(None, &["listenPrt=1".into()]).unwrap_err();
+        assert_eq!(e.to_string(), "unknown config key `listenPrt`");
+        let e = Config::load(None, &["listenPort=abc".into()]).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("config key `listenPort`: bad value \"abc\""),
+            "{e}"
+        );
+        let e = Config::load(None, &["flushDiskType=SOMETIMES".into()]).unwrap_err();
+        assert!(e.to_string().contains("expected ASYNC_FLUSH or SYNC_FLUSH"));
+    }
+
+    #[test]
+    fn reads_a_broker_conf_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("broker.conf");
+        std::fs::write(
+            &path,
+            "# comment\nbrokerName = broker-b\nnamesrvAddr=127.0.0.1:1;127.0.0.1:2\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&path), &[]).unwrap();
+        assert_eq!(c.broker_name, "broker-b");
+        assert_eq!(c.namesrv_list(), vec!["127.0.0.1:1", "127.0.0.1:2"]);
+        assert_eq!(c.shard_port(1), 11012);
+    }
+}

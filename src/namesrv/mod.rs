@@ -1,0 +1,203 @@
+//! The name server (F1): brokers register with it, clients ask it for routes. Almost
+//! stateless: routes live in memory and are rebuilt from registrations. Runs on one glommio
+//! executor of its own (`namesrv`), unpinned: it is tiny and must not steal a shard's core.
+
+pub mod routes;
+
+use std::cell::RefCell;
+use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
+use std::rc::Rc;
+use std::sync::mpsc::Sender;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_lite::AsyncReadExt;
+use glommio::{LocalExecutorBuilder, Placement};
+use petrel_shards::net::connection::{serve_connection, ConnectionLimits, Handler};
+use petrel_shards::net::listener::into_glommio;
+use petrel_shards::net::Connection;
+use petrel_shards::remarks;
+use petrel_shards::remoting::headers::{Fields, HeaderError};
+use petrel_shards::remoting::{request, response, RemotingCommand};
+use routes::{RegisterBrokerBody, Registration, Routes, BROKER_EXPIRY};
+
+/// How often dead brokers are looked for (`scanNotActiveBrokerInterval`).
+const EXPIRY_SCAN: Duration = Duration::from_secs(5);
+
+pub struct NameServer {
+    routes: RefCell<Routes>,
+}
+
+impl NameServer {
+    fn register(
+        &self,
+        conn: &Rc<Connection>,
+        cmd: &RemotingCommand,
+    ) -> Result<RemotingCommand, HeaderError> {
+        let f = Fields(&cmd.ext_fields);
+        let reg = Registration {
+            cluster: f.str("clusterName")?.to_string(),
+            broker_name: f.str("brokerName")?.to_string(),
+            broker_addr: f.str("brokerAddr")?.to_string(),
+            broker_id: f.i64("brokerId")?,
+            timeout: f
+                .opt_i64("heartbeatTimeoutMillis")?
+                .map_or(BROKER_EXPIRY, |ms| {
+                    Duration::from_millis(ms.max(1000) as u64)
+                }),
+            connection_id: conn.id,
+        };
+        let body: RegisterBrokerBody = if cmd.body.is_empty() {
+            RegisterBrokerBody::default()
+        } else {
+            match serde_json::from_slice(&cmd.body) {
+                Ok(b) => b,
+                Err(e) => {
+                    return Ok(
+                        RemotingCommand::response(response::SYSTEM_ERROR, cmd.opaque)
+                            .with_remark(format!("bad RegisterBrokerBody: {e}")),
+                    )
+                }
+            }
+        };
+        let topics = &body.topic_config_serialize_wrapper.topic_config_table;
+        self.routes
+            .borrow_mut()
+            .register(&reg, topics, Instant::now());
+        Ok(RemotingCommand::response(response::SUCCESS, cmd.opaque)
+            .with_field("haServerAddr", "")
+            .with_field("masterAddr", ""))
+    }
+
+    fn unregister(&self, cmd: &RemotingCommand) -> Result<RemotingCommand, HeaderError> {
+        let addr = Fields(&cmd.ext_fields).str("brokerAddr")?;
+        self.routes.borrow_mut().remove_addr(addr);
+        Ok(RemotingCommand::response(response::SUCCESS, cmd.opaque))
+    }
+
+    fn route(&self, cmd: &RemotingCommand) -> Result<RemotingCommand, HeaderError> {
+        let topic = Fields(&cmd.ext_fields).str("topic")?;
+        let routes = self.routes.borrow();
+        Ok(match routes.route(topic) {
+            Some(route) => ok_json(cmd, &route),
+            None => RemotingCommand::response(response::TOPIC_NOT_EXIST, cmd.opaque).with_remark(
+                format!("No topic route info in name server for the topic: {topic}"),
+            ),
+        })
+    }
+
+    fn answer(&self, conn: &Rc<Connection>, cmd: &RemotingCommand) -> RemotingCommand {
+        let result = match cmd.code {
+            request::REGISTER_BROKER => self.register(conn, cmd),
+            request::UNREGISTER_BROKER => self.unregister(cmd),
+            request::GET_ROUTEINFO_BY_TOPIC => self.route(cmd),
+            request::GET_BROKER_CLUSTER_INFO => {
+                Ok(ok_json(cmd, &self.routes.borrow().cluster_info()))
+            }
+            request::GET_ALL_TOPIC_LIST_FROM_NAMESERVER => Ok(ok_json(
+                cmd,
+                &serde_json::json!({ "topicList": self.routes.borrow().topic_names() }),
+            )),
+            other => Ok(RemotingCommand::response(
+                response::REQUEST_CODE_NOT_SUPPORTED,
+                cmd.opaque,
+            )
+            .with_remark(remarks::request_code_not_supported(other))),
+        };
+        result.unwrap_or_else(|e| {
+            RemotingCommand::response(response::SYSTEM_ERROR, cmd.opaque).with_remark(e.to_string())
+        })
+    }
+}
+
+fn ok_json(cmd: &RemotingCommand, body: &impl serde::Serialize) -> RemotingCommand {
+    let body = serde_json::to_vec(body).expect("route tables serialize");
+    RemotingCommand::response(response::SUCCESS, cmd.opaque).with_body(Bytes::from(body))
+}
+
+struct NameServerHandler(Rc<NameServer>);
+
+impl Handler for NameServerHandler {
+    async fn handle(&self, conn: &Rc<Connection>, cmd: RemotingCommand) {
+        if cmd.is_response() {
+            return;
+        }
+        let reply = self.0.answer(conn, &cmd);
+        if !cmd.is_oneway() {
+            conn.send(&reply);
+        }
+    }
+
+    fn on_close(&self, conn: &Rc<Connection>) {
+        self.0.routes.borrow_mut().connection_closed(conn.id);
+    }
+}
+
+pub struct NamesrvStart {
+    pub listener: OwnedFd,
+    pub shutdown: OwnedFd,
+    pub ready: Sender<(usize, Result<(), String>)>,
+    pub frame_bytes_max: u32,
+}
+
+/// The id the name server reports on the ready channel (shards use 0..n).
+pub const NAMESRV_READY_ID: usize = usize::MAX;
+
+pub fn spawn(start: NamesrvStart) -> std::io::Result<glommio::ExecutorJoinHandle<()>> {
+    LocalExecutorBuilder::new(Placement::Unbound)
+        .name("namesrv")
+        .io_memory(128 << 10)
+        .spawn(move || serve(start))
+        .map_err(|e| std::io::Error::other(e.to_string()))
+}
+
+async fn serve(start: NamesrvStart) {
+    let server = Rc::new(NameServer {
+        routes: RefCell::new(Routes::default()),
+    });
+    let expiry = {
+        let server = server.clone();
+        glommio::spawn_local(async move {
+            loop {
+                glommio::timer::sleep(EXPIRY_SCAN).await;
+                server.routes.borrow_mut().expire(Instant::now());
+            }
+        })
+    };
+    let listener = into_glommio(start.listener);
+    let limits = ConnectionLimits {
+        frame_bytes_max: start.frame_bytes_max,
+    };
+    let accept = {
+        let handler = Rc::new(NameServerHandler(server.clone()));
+        glommio::spawn_local(async move {
+            let mut next_id = 0u64;
+            loop {
+                match listener.accept().await {
+                    Ok(stream) => {
+                        next_id += 1;
+                        glommio::spawn_local(serve_connection(
+                            stream,
+                            next_id,
+                            handler.clone(),
+                            None,
+                            limits,
+                        ))
+                        .detach();
+                    }
+                    Err(e) => {
+                        log::warn!("namesrv: accept failed: {e}");
+                        glommio::timer::sleep(Duration::from_millis(10)).await;
+                    }
+                }
+            }
+        })
+    };
+    let _ = start.ready.send((NAMESRV_READY_ID, Ok(())));
+    // SAFETY: `shutdown` is an owned end of a Unix socket pair; ownership passes to the stream.
+    let mut stop = unsafe { glommio::net::UnixStream::from_raw_fd(start.shutdown.into_raw_fd()) };
+    let _ = stop.read(&mut [0u8; 1]).await;
+    drop(accept);
+    drop(expiry);
+    log::info!("namesrv: stopped");
+}

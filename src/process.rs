@@ -1,0 +1,343 @@
+//! Process wiring for `petrel namesrv | broker | standalone`: bind every port first (a taken
+//! port fails before anything starts, F32), check the store's broker-name binding (F31), start
+//! the name server and one executor per shard, print the ready line, and stop cleanly on
+//! SIGTERM or SIGINT.
+
+use std::fs::OpenOptions;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context};
+use petrel_shards::broker::ShardConfig;
+use petrel_shards::mesh::{MeshBuilder, MESH_CHANNEL_CAPACITY};
+use petrel_shards::net::listener::bind;
+use petrel_shards::runtime::shard::{self, ShardStart};
+use serde::Serialize;
+use signal_hook::consts::{SIGINT, SIGTERM};
+
+use crate::config::Config;
+use crate::namesrv::{self, NamesrvStart, NAMESRV_READY_ID};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Namesrv,
+    Broker,
+    Standalone,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ReadyBroker {
+    broker_name: String,
+    addr: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Ready {
+    role: &'static str,
+    pid: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    namesrv_addr: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    front_door: Option<String>,
+    brokers: Vec<ReadyBroker>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    store_path_root_dir: Option<String>,
+}
+
+/// A started executor and the socket that tells it to stop.
+struct Running {
+    stop: UnixStream,
+    join: glommio::ExecutorJoinHandle<()>,
+}
+
+fn shutdown_pair() -> anyhow::Result<(UnixStream, OwnedFd)> {
+    let (ours, theirs) = UnixStream::pair().context("socketpair for shutdown")?;
+    theirs.set_nonblocking(true)?;
+    Ok((ours, OwnedFd::from(theirs)))
+}
+
+fn addr(ip: &str, port: u16) -> anyhow::Result<SocketAddr> {
+    let ip: IpAddr = ip.parse().map_err(|_| anyhow!("bad address {ip}"))?;
+    Ok(SocketAddr::new(ip, port))
+}
+
+pub fn run(role: Role, config: Config) -> anyhow::Result<()> {
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let mut namesrv_running = None;
+    let mut shards_running = Vec::new();
+    let mut ready = Ready {
+        role: match role {
+            Role::Namesrv => "namesrv",
+            Role::Broker => "broker",
+            Role::Standalone => "standalone",
+        },
+        pid: std::process::id(),
+        namesrv_addr: None,
+        front_door: None,
+        brokers: Vec::new(),
+        store_path_root_dir: None,
+    };
+
+    // Bind everything first.
+    let namesrv_listener = if role != Role::Broker {
+        let (fd, local) = bind(
+            "namesrvListenPort",
+            addr(&config.bind_address, config.namesrv_listen_port)?,
+        )?;
+        ready.namesrv_addr = Some(format!("{}:{}", config.broker_ip1, local.port()));
+        Some(fd)
+    } else {
+        None
+    };
+    let mut broker_sockets = Vec::new();
+    let mut store_lock = None;
+    if role != Role::Namesrv {
+        store_lock = Some(claim_store(&config)?);
+        let (front_fd, front) = bind(
+            "listenPort",
+            addr(&config.bind_address, config.listen_port)?,
+        )?;
+        ready.front_door = Some(format!("{}:{}", config.broker_ip1, front.port()));
+        let mut front_fd = Some(front_fd);
+        for i in 0..config.shards {
+            let (fd, local) = bind(
+                &format!("shardListenPortBase+{i}"),
+                addr(&config.bind_address, config.shard_port(i))?,
+            )?;
+            broker_sockets.push((i, fd, local, if i == 0 { front_fd.take() } else { None }));
+        }
+        ready.store_path_root_dir = Some(config.store_path_root_dir.display().to_string());
+    }
+
+    if let Some(listener) = namesrv_listener {
+        let (stop, shutdown) = shutdown_pair()?;
+        let join = namesrv::spawn(NamesrvStart {
+            listener,
+            shutdown,
+            ready: ready_tx.clone(),
+            frame_bytes_max: config.frame_max_length,
+        })?;
+        namesrv_running = Some(Running { stop, join });
+    }
+
+    if role != Role::Namesrv {
+        let mut namesrv_addrs = config.namesrv_list();
+        if namesrv_addrs.is_empty() {
+            match &ready.namesrv_addr {
+                Some(own) => namesrv_addrs.push(own.clone()),
+                None => bail!("namesrvAddr is not set: a broker needs at least one name server"),
+            }
+        }
+        let cpus: Vec<usize> = glommio::CpuSet::online()
+            .map(|s| s.iter().map(|c| c.cpu).collect())
+            .unwrap_or_default();
+        let mesh =
+            (config.shards > 1).then(|| MeshBuilder::full(config.shards, MESH_CHANNEL_CAPACITY));
+        for (i, listener, local, front_door) in broker_sockets {
+            let advertised: SocketAddr = addr(&config.broker_ip1, local.port())?;
+            let broker_name = format!("{}-s{i}", config.broker_name);
+            ready.brokers.push(ReadyBroker {
+                broker_name: broker_name.clone(),
+                addr: advertised.to_string(),
+            });
+            let shard_config = ShardConfig {
+                shard_id: i,
+                shard_count: config.shards,
+                broker_name,
+                cluster_name: config.broker_cluster_name.clone(),
+                advertised_addr: advertised,
+                namesrv_addrs: namesrv_addrs.clone(),
+                store_dir: config.store_path_root_dir.join(format!("shard-{i}")),
+                segment_bytes: config.mapped_file_size_commit_log,
+                flush: config.flush_disk_type,
+                flush_interval: config.flush_interval_commit_log,
+                max_message_size: config.max_message_size,
+                auto_create_topic_enable: config.auto_create_topic_enable,
+                auto_create_subscription_group: config.auto_create_subscription_group,
+                default_topic_queue_nums: config.default_topic_queue_nums,
+                region_id: config.region_id.clone(),
+                trace_topic_enable: config.trace_topic_enable,
+                register_interval: config.register_name_server_period,
+                frame_bytes_max: config.frame_max_length,
+                long_polling_enable: config.long_polling_enable,
+                short_polling_time: config.short_polling_time_mills,
+            };
+            let (stop, shutdown) = shutdown_pair()?;
+            let cpu = if config.shard_pinning {
+                cpus.get(i).copied()
+            } else {
+                None
+            };
+            let join = shard::spawn(ShardStart {
+                config: shard_config,
+                listener,
+                front_door,
+                mesh: mesh.clone(),
+                shutdown,
+                cpu,
+                io_memory_bytes: config.shard_io_memory_bytes,
+                ready: ready_tx.clone(),
+            })?;
+            shards_running.push(Running { stop, join });
+        }
+    }
+    drop(ready_tx);
+
+    let expected = shards_running.len() + usize::from(namesrv_running.is_some());
+    let mut started = 0;
+    while started < expected {
+        match ready_rx.recv_timeout(Duration::from_secs(120)) {
+            Ok((_, Ok(()))) => started += 1,
+            Ok((id, Err(e))) => {
+                let who = if id == NAMESRV_READY_ID {
+                    "namesrv".to_string()
+                } else {
+                    format!("shard {id}")
+                };
+                stop_all(shards_running, namesrv_running);
+                bail!("{who} failed to start: {e}");
+            }
+            Err(_) => {
+                stop_all(shards_running, namesrv_running);
+                bail!("timed out waiting for shards to start");
+            }
+        }
+    }
+    println!(
+        "PETREL READY {}",
+        serde_json::to_string(&ready).expect("ready line serializes")
+    );
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    log::info!("petrel {} serving", ready.role);
+
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
+        .context("installing signal handlers")?;
+    loop {
+        if let Some(signal) = signals.pending().next() {
+            log::info!("signal {signal}: draining and stopping");
+            break;
+        }
+        match ready_rx.recv_timeout(Duration::from_millis(100)) {
+            Ok((id, Err(e))) => {
+                stop_all(shards_running, namesrv_running);
+                bail!("shard {id} failed: {e}");
+            }
+            Ok(_) | Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => {}
+        }
+    }
+    stop_all(shards_running, namesrv_running);
+    if let Some(lock) = store_lock {
+        lock.release();
+    }
+    Ok(())
+}
+
+/// Stops shards first (they unregister from the name server), then the name server.
+fn stop_all(shards: Vec<Running>, namesrv: Option<Running>) {
+    for running in shards.into_iter().chain(namesrv) {
+        use std::io::Write;
+        let mut stop = running.stop;
+        let _ = stop.write_all(&[1]);
+        drop(stop);
+        if running.join.join().is_err() {
+            log::error!("an executor panicked while stopping");
+        }
+    }
+}
+
+/// The store's lock, abort marker and broker-name binding (F31). Held while the broker runs.
+struct StoreLock {
+    _lock: std::fs::File,
+    abort: std::path::PathBuf,
+}
+
+impl StoreLock {
+    fn release(self) {
+        let _ = std::fs::remove_file(&self.abort);
+    }
+}
+
+#[derive(Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Binding {
+    broker_name: String,
+    shards: usize,
+}
+
+fn claim_store(config: &Config) -> anyhow::Result<StoreLock> {
+    let root = &config.store_path_root_dir;
+    std::fs::create_dir_all(root.join("config"))
+        .with_context(|| format!("creating store {}", root.display()))?;
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(root.join("lock"))
+        .with_context(|| format!("opening {}", root.join("lock").display()))?;
+    // SAFETY: flock on a descriptor we own; it has no memory-safety preconditions.
+    if unsafe {
+        libc::flock(
+            std::os::fd::AsRawFd::as_raw_fd(&lock),
+            libc::LOCK_EX | libc::LOCK_NB,
+        )
+    } != 0
+    {
+        bail!(
+            "store {} is locked by another running broker",
+            root.display()
+        );
+    }
+    check_binding(root, config)?;
+    let abort = root.join("abort");
+    if abort.exists() {
+        log::warn!(
+            "store {}: abort marker present, the last run did not stop cleanly; recovering",
+            root.display()
+        );
+    }
+    std::fs::write(&abort, b"").with_context(|| format!("writing {}", abort.display()))?;
+    Ok(StoreLock { _lock: lock, abort })
+}
+
+fn check_binding(root: &Path, config: &Config) -> anyhow::Result<()> {
+    let path = root.join("config").join("broker.json");
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            let old: Binding = serde_json::from_slice(&bytes)
+                .with_context(|| format!("reading {}", path.display()))?;
+            if old.broker_name != config.broker_name {
+                bail!(
+                    "{} does not match the expected group name: {}",
+                    config.broker_name,
+                    old.broker_name
+                );
+            }
+            if old.shards != config.shards {
+                bail!(
+                    "store {} was written by {} shards; this broker has shards={} (queues are owned by shards, so the count cannot change)",
+                    root.display(),
+                    old.shards,
+                    config.shards
+                );
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let binding = Binding {
+                broker_name: config.broker_name.clone(),
+                shards: config.shards,
+            };
+            petrel_shards::store::atomic_file::write(&path, &serde_json::to_vec_pretty(&binding)?)
+                .with_context(|| format!("writing {}", path.display()))
+        }
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
