@@ -73,6 +73,16 @@ impl Connection {
     /// Reads the next response.
     pub fn receive(&mut self) -> Result<RemotingCommand, ClientError> {
         loop {
+            let command = self.receive_any()?;
+            if command.is_response() {
+                return Ok(command);
+            }
+        }
+    }
+
+    /// Reads the next command, request or response.
+    pub fn receive_any(&mut self) -> Result<RemotingCommand, ClientError> {
+        loop {
             let frozen = Bytes::copy_from_slice(&self.buf);
             match remoting::decode(&frozen, 1 << 30) {
                 Ok(Decoded::Command {
@@ -80,9 +90,7 @@ impl Connection {
                     frame_bytes,
                 }) => {
                     let _ = self.buf.split_to(frame_bytes);
-                    if command.is_response() {
-                        return Ok(command);
-                    }
+                    return Ok(command);
                 }
                 Ok(Decoded::Malformed { error, .. }) | Err(error) => {
                     return Err(ClientError::Protocol {

@@ -109,6 +109,8 @@ impl Connection {
         self.next_opaque.set(opaque.wrapping_add(1));
         cmd.opaque = opaque;
         cmd.flag |= remoting::codes::FLAG_ONEWAY;
+        // Sent as JAVA: every client's language enum knows it (spec §1.8).
+        cmd.language = remoting::LanguageCode::JAVA;
         self.send(&cmd);
     }
 }

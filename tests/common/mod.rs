@@ -1,0 +1,193 @@
+//! Test harness: real `petrel` processes on loopback, each with its own store in a temp dir,
+//! ports chosen by the OS and read from the ready line, killed on drop.
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of the harness"
+)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub struct Petrel {
+    child: Child,
+    pub ready: serde_json::Value,
+    pub store: PathBuf,
+    stderr: mpsc::Receiver<String>,
+}
+
+/// Properties every test broker gets: any free port, small segments, no pinning (tests run
+/// side by side on two cores).
+pub fn test_properties(store: &Path) -> Vec<String> {
+    vec![
+        "listenPort=0".into(),
+        "namesrvListenPort=0".into(),
+        "shards=1".into(),
+        "shardPinning=false".into(),
+        "shardIoMemoryBytes=262144".into(),
+        "mappedFileSizeCommitLog=16777216".into(),
+        format!("storePathRootDir={}", store.display()),
+    ]
+}
+
+/// Runs `petrel <args>` to completion, returning its status and stderr.
+pub fn run_to_exit(args: &[String]) -> (ExitStatus, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_petrel"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("petrel runs");
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+impl Petrel {
+    /// Starts `petrel <role>` on `store` with the test properties plus `extra` (later wins).
+    pub fn start(role: &str, store: &Path, extra: &[&str]) -> Petrel {
+        let mut args = vec![role.to_string()];
+        for p in test_properties(store)
+            .into_iter()
+            .chain(extra.iter().map(|s| s.to_string()))
+        {
+            args.push("-p".into());
+            args.push(p);
+        }
+        let mut child = Command::new(env!("CARGO_BIN_EXE_petrel"))
+            .args(&args)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("petrel starts");
+        let (tx, rx) = mpsc::channel();
+        let stdout = child.stdout.take().expect("piped");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let (etx, erx) = mpsc::channel();
+        let stderr = child.stderr.take().expect("piped");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[petrel] {line}");
+                let _ = etx.send(line);
+            }
+        });
+        let deadline = Instant::now() + READY_TIMEOUT;
+        let ready = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(json) = line.strip_prefix("PETREL READY ") {
+                        break serde_json::from_str(json).expect("ready line is JSON");
+                    }
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!("petrel {role} did not print its ready line");
+                }
+            }
+        };
+        Petrel {
+            child,
+            ready,
+            store: store.to_path_buf(),
+            stderr: erx,
+        }
+    }
+
+    pub fn namesrv(&self) -> String {
+        self.ready["namesrvAddr"]
+            .as_str()
+            .expect("namesrvAddr")
+            .to_string()
+    }
+
+    pub fn front_door(&self) -> String {
+        self.ready["frontDoor"]
+            .as_str()
+            .expect("frontDoor")
+            .to_string()
+    }
+
+    /// (broker name, address) of every shard.
+    pub fn brokers(&self) -> Vec<(String, String)> {
+        self.ready["brokers"]
+            .as_array()
+            .expect("brokers")
+            .iter()
+            .map(|b| {
+                (
+                    b["brokerName"].as_str().unwrap().to_string(),
+                    b["addr"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// SIGTERM, then wait (bounded) for the exit status.
+    pub fn terminate(mut self) -> ExitStatus {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.pid(), libc::SIGTERM) };
+        self.wait_bounded(Duration::from_secs(30))
+    }
+
+    /// SIGKILL, as a crash.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn wait_bounded(&mut self, limit: Duration) -> ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("petrel did not exit within {limit:?} of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stderr lines printed so far.
+    pub fn stderr_lines(&self) -> Vec<String> {
+        self.stderr.try_iter().collect()
+    }
+}
+
+impl Drop for Petrel {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `f` until it returns Some, for at most `limit`.
+pub fn eventually<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "condition not met within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
