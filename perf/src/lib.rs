@@ -1,1 +1,1 @@
-
+//! petrel-perf: criterion benches of Petrel's pure hot paths; see `benches/`.

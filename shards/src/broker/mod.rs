@@ -25,7 +25,7 @@ use crate::runtime::watermark::Signal;
 use crate::store::Store;
 use clients::Clients;
 use holds::Holds;
-use metadata::{Metadata, TopicConfig};
+use metadata::{Metadata, SubscriptionGroupConfig, TopicConfig};
 
 /// What a shard needs to know; built from `broker.conf` by the process.
 #[derive(Debug, Clone)]
@@ -63,6 +63,7 @@ pub struct Shard {
     pub mesh: Option<Rc<Mesh>>,
     rpc: RpcClient,
     register_now: Signal,
+    metadata_changed: Signal,
     next_connection_id: Cell<u64>,
     next_queue: Cell<u32>,
     /// Bytes of the log within which the first message of a queue counts as "in memory"
@@ -87,6 +88,7 @@ impl Shard {
             mesh,
             rpc: RpcClient::default(),
             register_now: Signal::default(),
+            metadata_changed: Signal::default(),
             next_connection_id: Cell::new(0),
             next_queue: Cell::new(0),
             in_memory_window_bytes: physical_memory_bytes() / 10 * 4,
@@ -111,6 +113,13 @@ impl Shard {
     pub fn put_topic(&self, config: TopicConfig) {
         self.meta.borrow_mut().put_topic(config);
         self.register_now.raise();
+        self.metadata_changed.raise();
+    }
+
+    /// Creates or replaces a subscription group and persists the table.
+    pub fn put_group(&self, config: SubscriptionGroupConfig) {
+        self.meta.borrow_mut().put_group(config);
+        self.metadata_changed.raise();
     }
 
     /// Asks the registration task to register at once.
@@ -152,6 +161,25 @@ impl Shard {
         }
     }
 
+    /// Topics found in the log but missing from the table (a crash between the first append
+    /// of an auto-created topic and the table's write) are recreated, so their messages stay
+    /// reachable.
+    pub fn reconcile_topics_with_log(&self) {
+        let found: Vec<(String, i32)> = self
+            .store
+            .queues()
+            .topics()
+            .map(|(topic, queues)| (topic.clone(), queues.len() as i32))
+            .collect();
+        for (topic, queues) in found {
+            let known = self.meta.borrow().topic(&topic).map(|t| t.queue_count());
+            if known.is_none_or(|n| n < queues) {
+                log::warn!("shard {}: topic {topic} has messages in {queues} queues but no config; recreating it", self.config.shard_id);
+                self.put_topic(TopicConfig::new(&topic, queues, metadata::perm::READ_WRITE));
+            }
+        }
+    }
+
     /// Runs the shard's background tasks until the executor ends.
     pub fn spawn_background(self: &Rc<Self>) {
         glommio::spawn_local(self.store.clone().run_writer()).detach();
@@ -159,6 +187,14 @@ impl Shard {
         glommio::spawn_local(register::run(self.clone())).detach();
         glommio::spawn_local(holds::run_arrivals(self.clone())).detach();
         glommio::spawn_local(holds::run_expiry(self.clone())).detach();
+        let shard = self.clone();
+        glommio::spawn_local(async move {
+            loop {
+                shard.metadata_changed.wait().await;
+                shard.persist_metadata().await;
+            }
+        })
+        .detach();
         let shard = self.clone();
         glommio::spawn_local(async move {
             loop {
@@ -181,6 +217,11 @@ impl Shard {
                 self.config.shard_id
             );
         }
+        self.persist_metadata().await;
+    }
+
+    /// Writes the topic and group tables if they changed since the last write.
+    async fn persist_metadata(&self) {
         let (topics_version, groups_version, topics, groups) = {
             let meta = self.meta.borrow();
             (

@@ -1,3 +1,8 @@
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests tear segment files directly"
+)]
+
 //! Commit-log tests on a real executor and real files: append, read back, roll segments,
 //! reopen, and cut a torn tail.
 

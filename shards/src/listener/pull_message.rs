@@ -186,7 +186,7 @@ pub fn ensure_group(shard: &Shard, group: &str) -> Option<SubscriptionGroupConfi
         group_name: group.to_string(),
         ..Default::default()
     };
-    shard.meta.borrow_mut().put_group(config.clone());
+    shard.put_group(config.clone());
     Some(config)
 }
 

@@ -95,6 +95,6 @@ pub fn update_and_create_group(shard: &Shard, cmd: &RemotingCommand) -> Remoting
     if let Err(e) = metadata::validate_name("group", &config.group_name, metadata::GROUP_NAME_MAX) {
         return fail(cmd, response::INVALID_PARAMETER, e.to_string());
     }
-    shard.meta.borrow_mut().put_group(config);
+    shard.put_group(config);
     RemotingCommand::response(response::SUCCESS, cmd.opaque)
 }

@@ -93,6 +93,7 @@ async fn serve(start: ShardStart) -> Result<(), String> {
         meta,
         mesh.as_ref().map(|(m, _)| m.clone()),
     );
+    shard.reconcile_topics_with_log();
     shard.spawn_background();
     if let Some((mesh, mut receivers)) = mesh {
         for (peer, receiver) in receivers.streams() {

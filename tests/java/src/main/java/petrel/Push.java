@@ -39,6 +39,10 @@ final class Push {
         if (instanceName != null && !instanceName.isEmpty()) consumer.setInstanceName(instanceName);
         consumer.setMessageModel(MessageModel.CLUSTERING);
         consumer.setConsumeFromWhere(ConsumeFromWhere.CONSUME_FROM_FIRST_OFFSET);
+        // Let in-flight listener calls finish (and their offsets reach the offset
+        // store) before shutdown() persists offsets; with the default of 0 the
+        // last consumed messages' offsets can be lost and they are redelivered.
+        consumer.setAwaitTerminationMillisWhenShutdown(10_000);
         consumer.subscribe(topic, subExpression);
         consumer.registerMessageListener(new MessageListenerConcurrently() {
             @Override

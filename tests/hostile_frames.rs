@@ -1,0 +1,142 @@
+//! Bad input on a broker port (F35): a catalogue of malformed frames, HTTP and telnet text,
+//! sent while an honest client keeps producing. Delimited garbage gets an error response and
+//! the connection stays usable; undelimitable garbage closes that connection only. The honest
+//! client never sees an error.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::Petrel;
+use petrel::client::{Client, Connection, Message, MessageQueue};
+use petrel_shards::broker::metadata::TopicConfig;
+use petrel_shards::remoting::{request, ExtFields, RemotingCommand};
+
+fn frame(serialize: u8, header: &[u8], body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(&((4 + header.len() + body.len()) as u32).to_be_bytes());
+    out.extend_from_slice(&(((serialize as u32) << 24) | header.len() as u32).to_be_bytes());
+    out.extend_from_slice(header);
+    out.extend_from_slice(body);
+    out
+}
+
+/// Sends `bytes` on a fresh connection and says whether the broker closed it.
+fn closes_connection(addr: &str, bytes: &[u8]) -> bool {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(bytes).unwrap();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+#[test]
+fn malformed_frames_are_answered_or_closed_without_disturbing_other_clients() {
+    let dir = tempfile::tempdir().unwrap();
+    let petrel = Petrel::start("standalone", dir.path(), &["frameMaxLength=1048576"]);
+    let mut client = Client::new(&petrel.namesrv());
+    client
+        .create_topic(&petrel.front_door(), &TopicConfig::new("TH", 1, 6))
+        .unwrap();
+    let (broker, addr) = petrel.brokers()[0].clone();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let honest = {
+        let (ns, addr, broker, stop) =
+            (petrel.namesrv(), addr.clone(), broker.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut client = Client::new(&ns);
+            let q = MessageQueue {
+                topic: "TH".into(),
+                broker_name: broker,
+                queue_id: 0,
+            };
+            let mut sent = 0u32;
+            while !stop.load(Ordering::Relaxed) || sent < 100 {
+                client
+                    .send_to(
+                        &addr,
+                        &q,
+                        &Message::new(Bytes::from(format!("m{sent}")), Default::default()),
+                    )
+                    .expect("the honest client never sees an error");
+                sent += 1;
+            }
+            sent
+        })
+    };
+
+    // Undelimitable: the connection is closed.
+    let undelimitable: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "HTTP request",
+            b"GET / HTTP/1.1\r\nHost: petrel\r\n\r\n".to_vec(),
+        ),
+        ("telnet text", b"hello broker\r\n".to_vec()),
+        (
+            "length over frameMaxLength",
+            [&(2u32 << 20).to_be_bytes()[..], &[0; 16]].concat(),
+        ),
+        (
+            "length 0xFFFFFFFF",
+            vec![0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0],
+        ),
+        ("length below 4", vec![0, 0, 0, 2, 0, 0]),
+    ];
+    for (name, bytes) in &undelimitable {
+        assert!(
+            closes_connection(&addr, bytes),
+            "{name}: connection should be closed"
+        );
+    }
+
+    // Delimited but malformed: answered with an error, and the connection keeps working.
+    let malformed: Vec<(&str, Vec<u8>)> = vec![
+        ("invalid JSON", frame(0, b"{\"code\":", b"")),
+        ("JSON array header", frame(0, b"[1,2,3]", b"")),
+        ("unknown serialize type", frame(9, b"{}", b"")),
+        ("binary header cut short", frame(1, &[0, 10, 0], b"")),
+        ("binary remark length overruns", frame(1, &[0, 10, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0x7F, 0xFF, 0xFF, 0xFF], b"")),
+        ("header length beyond frame", vec![0, 0, 0, 8, 0, 0, 0, 200, 1, 2, 3, 4]),
+        ("extFields not an object", frame(0, br#"{"code":10,"opaque":1,"extFields":7}"#, b"")),
+        ("send without required fields", frame(0, br#"{"code":310,"opaque":1,"extFields":{"b":"TH"}}"#, b"x")),
+        ("pull with a non-numeric queue", frame(0, br#"{"code":11,"opaque":1,"extFields":{"consumerGroup":"G","topic":"TH","queueId":"zero","queueOffset":"0","maxMsgNums":"1","sysFlag":"0"}}"#, b"")),
+        ("heartbeat with a broken body", frame(0, br#"{"code":34,"opaque":1}"#, b"{not json")),
+    ];
+    for (name, bytes) in &malformed {
+        let mut conn = Connection::connect(&addr, Duration::from_secs(10)).unwrap();
+        conn.send_raw(bytes).unwrap();
+        let reply = conn
+            .receive()
+            .unwrap_or_else(|e| panic!("{name}: no error response: {e}"));
+        assert_ne!(reply.code, 0, "{name}: answered with success");
+        // The same connection still serves a valid request.
+        let mut ext = ExtFields::new();
+        ext.insert("topic", "TH");
+        ext.insert("queueId", "0");
+        let ok = conn
+            .call(RemotingCommand::request(
+                request::GET_MIN_OFFSET,
+                ext,
+                Bytes::new(),
+            ))
+            .unwrap();
+        assert_eq!(ok.code, 0, "{name}: connection unusable afterwards");
+    }
+
+    stop.store(true, Ordering::Relaxed);
+    let sent = honest.join().expect("honest producer saw no error");
+    assert!(sent >= 100);
+}
