@@ -462,3 +462,80 @@ fn the_front_door_splits_a_topic_across_two_shards() {
     let table: serde_json::Value = serde_json::from_slice(&all.body).unwrap();
     assert_eq!(table["topicConfigTable"]["TS"]["writeQueueNums"], 8);
 }
+
+#[test]
+fn offsets_by_time_and_subscription_groups_are_served() {
+    let (_dir, petrel) = standalone(&[]);
+    let mut client = Client::new(&petrel.namesrv());
+    create_topic(&mut client, &petrel, "TT", 1);
+    let (broker, addr) = petrel.brokers()[0].clone();
+    let q = queue("TT", &broker, 0);
+    let tq = || vec![("topic", "TT".to_string()), ("queueId", "0".to_string())];
+    let earliest = client
+        .call_fields(&addr, request::GET_EARLIEST_MSG_STORETIME, &tq())
+        .unwrap();
+    assert_eq!(earliest.field("timestamp"), Some("-1"), "empty queue");
+    let before = petrel::client::now_ms();
+    for i in 0..5 {
+        client
+            .send_to(
+                &addr,
+                &q,
+                &Message::new(Bytes::from(format!("t{i}")), Default::default()),
+            )
+            .unwrap();
+    }
+    let stored = pull_all(&mut client, &addr, &q, "*");
+    let first_store = stored[0].store_timestamp;
+    let last_store = stored[4].store_timestamp;
+    assert!(first_store >= before);
+    let earliest = client
+        .call_fields(&addr, request::GET_EARLIEST_MSG_STORETIME, &tq())
+        .unwrap();
+    assert_eq!(
+        earliest.field("timestamp"),
+        Some(first_store.to_string().as_str())
+    );
+    let search = |client: &mut Client, ts: i64| {
+        let mut f = tq();
+        f.push(("timestamp", ts.to_string()));
+        client
+            .call_fields(&addr, request::SEARCH_OFFSET_BY_TIMESTAMP, &f)
+            .unwrap()
+            .field("offset")
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(search(&mut client, before - 1000), "0");
+    assert_eq!(search(&mut client, last_store + 1000), "5");
+    let min = client
+        .call_fields(&addr, request::GET_MIN_OFFSET, &tq())
+        .unwrap();
+    assert_eq!(min.field("offset"), Some("0"));
+
+    let group = r#"{"groupName":"GSub","consumeEnable":false,"retryMaxTimes":3}"#;
+    let create = RemotingCommand::request(
+        request::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP,
+        ExtFields::new(),
+        Bytes::from_static(group.as_bytes()),
+    );
+    assert_eq!(client.call(&addr, create).unwrap().code, 0);
+    // A group with consumption disabled may not pull.
+    let req = PullRequest {
+        group: "GSub",
+        queue: &q,
+        offset: 0,
+        max: 1,
+        subscription: "*",
+        suspend: None,
+    };
+    let err = client.pull(&addr, &req).unwrap_err();
+    assert!(err.to_string().starts_with("code 16:"), "{err}");
+    let bad = RemotingCommand::request(
+        request::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP,
+        ExtFields::new(),
+        Bytes::from_static(br#"{"groupName":"bad group"}"#),
+    );
+    let reply = client.call(&addr, bad).unwrap();
+    assert_eq!(reply.code, response::INVALID_PARAMETER);
+}

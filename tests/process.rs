@@ -113,3 +113,21 @@ fn namesrv_and_broker_run_as_separate_processes() {
     );
     assert!(namesrv.terminate().success());
 }
+
+#[test]
+fn a_broker_registers_with_every_name_server_in_its_list() {
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (ns1, ns2) = (
+        Petrel::start("namesrv", d1.path(), &[]),
+        Petrel::start("namesrv", d2.path(), &[]),
+    );
+    let list = format!("namesrvAddr={};{}", ns1.namesrv(), ns2.namesrv());
+    let dir = tempfile::tempdir().unwrap();
+    let _broker = Petrel::start("broker", dir.path(), &[&list]);
+    for ns in [ns1.namesrv(), ns2.namesrv()] {
+        let mut client = petrel::client::Client::new(&ns);
+        common::eventually(std::time::Duration::from_secs(10), || {
+            client.route("TBW102").ok()
+        });
+    }
+}

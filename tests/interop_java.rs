@@ -1,0 +1,327 @@
+//! Interop with the Java client most RocketMQ users run (`org.apache.rocketmq:rocketmq-client`
+//! 5.5.0), through a small driver under `tests/java/` that Maven builds on first use. Each test
+//! starts a `petrel standalone` and runs the driver as a subprocess; the driver prints one JSON
+//! object per line (per sent or received message), which the test checks.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{mpsc, OnceLock};
+use std::time::{Duration, Instant};
+
+use common::{eventually, Petrel};
+use petrel::client::Client;
+use petrel_shards::broker::metadata::TopicConfig;
+use petrel_shards::remoting::request;
+use serde_json::Value;
+
+/// Builds the driver once per test binary and returns the jar's path.
+fn jar() -> &'static str {
+    static JAR: OnceLock<String> = OnceLock::new();
+    JAR.get_or_init(|| {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/java/build.sh");
+        let out = Command::new("bash")
+            .arg(script)
+            .output()
+            .expect("bash runs tests/java/build.sh");
+        assert!(
+            out.status.success(),
+            "building the Java driver failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .last()
+            .expect("jar path")
+            .trim()
+            .to_string()
+    })
+}
+
+/// A running driver process: its JSON lines arrive on `lines`; killed on drop.
+struct Driver {
+    child: Child,
+    lines: mpsc::Receiver<Value>,
+}
+
+impl Driver {
+    fn start(args: &[&str]) -> Driver {
+        let log_dir = std::env::temp_dir().join("petrel-interop-logs");
+        let mut child = Command::new("java")
+            .args([
+                "-Xmx256m",
+                "-XX:+UseSerialGC",
+                "-XX:TieredStopAtLevel=1",
+                "-jar",
+                jar(),
+            ])
+            .args(args)
+            .env("PETREL_INTEROP_LOG_DIR", log_dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("java runs");
+        let (tx, rx) = mpsc::channel();
+        let stdout = child.stdout.take().expect("piped");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let value: Value = serde_json::from_str(&line)
+                    .unwrap_or_else(|_| panic!("driver printed non-JSON: {line}"));
+                let _ = tx.send(value);
+            }
+        });
+        Driver { child, lines: rx }
+    }
+
+    /// Reads lines until one has `done` (returned with everything before it) or `started`.
+    fn read_until(&self, key: &str, limit: Duration) -> Vec<Value> {
+        let deadline = Instant::now() + limit;
+        let mut out = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self
+                .lines
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("driver gave no `{key}` line; got {out:?}"));
+            assert!(line.get("error").is_none(), "driver failed: {line}");
+            if line.get(key).is_some() {
+                out.push(line);
+                return out;
+            }
+            out.push(line);
+        }
+    }
+
+    fn finish(mut self, limit: Duration) -> Vec<Value> {
+        let lines = self.read_until("done", limit);
+        let status = self.child.wait().expect("driver exits");
+        assert!(status.success(), "driver exit status {status:?}");
+        lines
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn setup(topic: &str, queues: i32) -> (tempfile::TempDir, Petrel) {
+    let dir = tempfile::tempdir().unwrap();
+    let petrel = Petrel::start("standalone", dir.path(), &[]);
+    let mut client = Client::new(&petrel.namesrv());
+    client
+        .create_topic(&petrel.front_door(), &TopicConfig::new(topic, queues, 6))
+        .unwrap();
+    eventually(Duration::from_secs(10), || client.route(topic).ok());
+    (dir, petrel)
+}
+
+fn produce(ns: &str, topic: &str, count: usize, mode: &str) -> Vec<Value> {
+    let lines = Driver::start(&["produce", ns, topic, &count.to_string(), mode])
+        .finish(Duration::from_secs(120));
+    let done = lines.last().unwrap();
+    assert_eq!(done["sent"], count, "{mode}: {done}");
+    assert_eq!(done["failed"], 0, "{mode}: {done}");
+    lines[..lines.len() - 1].to_vec()
+}
+
+/// Received messages, keyed by body, checked for what the driver's producer put in them.
+fn check_received(lines: &[Value]) -> BTreeMap<String, Value> {
+    let mut by_body = BTreeMap::new();
+    for m in lines.iter().filter(|l| l.get("body").is_some()) {
+        let body = m["body"].as_str().unwrap().to_string();
+        let i: usize = body.strip_prefix("body-").unwrap().parse().unwrap();
+        assert_eq!(m["tags"], if i % 2 == 0 { "TagA" } else { "TagB" }, "{m}");
+        assert_eq!(m["keys"], format!("key-{i}"), "{m}");
+        assert_eq!(m["idx"], i.to_string(), "{m}");
+        assert_eq!(m["color"], "blue", "{m}");
+        assert_eq!(m["reconsumeTimes"], 0, "{m}");
+        // Each run sends bodies 0..n, so a body seen twice is a duplicate unless two runs sent it.
+        by_body.entry(body).or_insert(Vec::new()).push(m.clone());
+    }
+    by_body
+        .into_iter()
+        .map(|(k, mut v)| (k, v.remove(0)))
+        .collect()
+}
+
+#[test]
+fn java_producer_modes_and_push_consumer_round_trip() {
+    let (dir, petrel) = setup("JavaT", 4);
+    let ns = petrel.namesrv();
+    let mut sent_ids = BTreeSet::new();
+    let mut bodies = 0;
+    for (mode, n) in [("sync", 20), ("async", 20), ("oneway", 10), ("batch", 20)] {
+        for line in produce(&ns, "JavaT", n, mode) {
+            if let Some(id) = line["msgId"].as_str() {
+                sent_ids.insert(id.to_string());
+            }
+            if mode != "oneway" {
+                assert_eq!(line["status"], "SEND_OK", "{mode}: {line}");
+                assert_eq!(line["broker"], "broker-a-s0");
+            }
+        }
+        bodies += n;
+    }
+    assert_eq!(
+        sent_ids.len(),
+        60,
+        "every acknowledged message has its own id"
+    );
+    let lines = Driver::start(&[
+        "push",
+        &ns,
+        "GJavaAll",
+        "JavaT",
+        "*",
+        &bodies.to_string(),
+        "90",
+        "0",
+    ])
+    .finish(Duration::from_secs(120));
+    let received: Vec<&Value> = lines.iter().filter(|l| l.get("body").is_some()).collect();
+    assert_eq!(received.len(), 70, "exactly what was sent, no duplicates");
+    let ids: BTreeSet<String> = received
+        .iter()
+        .map(|m| m["msgId"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        sent_ids.is_subset(&ids),
+        "every acknowledged id is delivered"
+    );
+    // Bodies repeat across the four runs (each sends body-0..), so count per body.
+    let mut per_body: BTreeMap<String, usize> = BTreeMap::new();
+    for m in &received {
+        *per_body
+            .entry(m["body"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    assert_eq!(per_body["body-0"], 4);
+    assert_eq!(per_body["body-19"], 3);
+    check_received(&lines);
+    // After a clean restart on the same store, every message and the group's committed
+    // offsets are still there: the group gets nothing more, a new reader gets everything.
+    assert!(petrel.terminate().success());
+    let petrel = Petrel::start("standalone", dir.path(), &[]);
+    let ns = petrel.namesrv();
+    let again = Driver::start(&["push", &ns, "GJavaAll", "JavaT", "*", "0", "10", "4"])
+        .finish(Duration::from_secs(60));
+    assert!(
+        again.iter().all(|l| l.get("body").is_none()),
+        "the group's committed offsets were lost: {again:?}"
+    );
+    let all = Driver::start(&["pull", &ns, "GJavaAfterRestart", "JavaT", "60"])
+        .finish(Duration::from_secs(120));
+    assert_eq!(all.iter().filter(|l| l.get("body").is_some()).count(), 70);
+}
+
+#[test]
+fn java_tag_filtered_consumer_and_offset_reader() {
+    let (_dir, petrel) = setup("JavaTags", 2);
+    let ns = petrel.namesrv();
+    produce(&ns, "JavaTags", 40, "sync");
+    let tag_a = Driver::start(&[
+        "push",
+        &ns,
+        "GJavaTagA",
+        "JavaTags",
+        "TagA",
+        "20",
+        "90",
+        "0",
+    ])
+    .finish(Duration::from_secs(120));
+    let got = check_received(&tag_a);
+    assert_eq!(got.len(), 20);
+    assert!(got.values().all(|m| m["tags"] == "TagA"));
+    let pulled = Driver::start(&["pull", &ns, "GJavaPull", "JavaTags", "60"])
+        .finish(Duration::from_secs(120));
+    let got = check_received(&pulled);
+    assert_eq!(got.len(), 40);
+    // Per queue, offsets are read in order from 0.
+    let mut per_queue: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+    for m in pulled.iter().filter(|l| l.get("body").is_some()) {
+        per_queue
+            .entry(m["queueId"].as_i64().unwrap())
+            .or_default()
+            .push(m["queueOffset"].as_i64().unwrap());
+    }
+    for offsets in per_queue.values() {
+        assert_eq!(*offsets, (0..offsets.len() as i64).collect::<Vec<_>>());
+    }
+}
+
+#[test]
+fn two_java_consumers_of_one_group_split_the_queues() {
+    let (_dir, petrel) = setup("JavaSplit", 4);
+    let ns = petrel.namesrv();
+    let (_, addr) = petrel.brokers()[0].clone();
+    let a = Driver::start(&[
+        "push",
+        &ns,
+        "GJavaSplit",
+        "JavaSplit",
+        "*",
+        "0",
+        "120",
+        "6",
+        "inst-a",
+    ]);
+    let b = Driver::start(&[
+        "push",
+        &ns,
+        "GJavaSplit",
+        "JavaSplit",
+        "*",
+        "0",
+        "120",
+        "6",
+        "inst-b",
+    ]);
+    a.read_until("started", Duration::from_secs(60));
+    b.read_until("started", Duration::from_secs(60));
+    // Wait until the broker knows both members, so the next rebalance splits the queues.
+    let mut client = Client::new(&ns);
+    eventually(Duration::from_secs(30), || {
+        let reply = client
+            .call_fields(
+                &addr,
+                request::GET_CONSUMER_LIST_BY_GROUP,
+                &[("consumerGroup", "GJavaSplit".into())],
+            )
+            .ok()?;
+        let list: Value = serde_json::from_slice(&reply.body).ok()?;
+        (list["consumerIdList"].as_array()?.len() == 2).then_some(())
+    });
+    produce(&ns, "JavaSplit", 40, "sync");
+    let got_a = a.finish(Duration::from_secs(150));
+    let got_b = b.finish(Duration::from_secs(150));
+    let queues = |lines: &[Value]| -> BTreeSet<i64> {
+        lines
+            .iter()
+            .filter(|l| l.get("body").is_some())
+            .map(|m| m["queueId"].as_i64().unwrap())
+            .collect()
+    };
+    let (qa, qb) = (queues(&got_a), queues(&got_b));
+    assert!(
+        qa.is_disjoint(&qb),
+        "both consumers read a queue: {qa:?} / {qb:?}"
+    );
+    assert!(
+        !qa.is_empty() && !qb.is_empty(),
+        "one consumer got nothing: {qa:?} / {qb:?}"
+    );
+    let (ma, mb) = (check_received(&got_a), check_received(&got_b));
+    assert!(
+        ma.keys().all(|k| !mb.contains_key(k)),
+        "a message went to both consumers"
+    );
+    assert_eq!(ma.len() + mb.len(), 40);
+}
