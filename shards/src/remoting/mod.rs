@@ -17,3 +17,6 @@ pub use frame::{decode, encode, encode_to_bytes, Decoded};
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod fixtures;
