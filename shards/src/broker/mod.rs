@@ -66,6 +66,7 @@ pub struct Shard {
     metadata_changed: Signal,
     next_connection_id: Cell<u64>,
     next_queue: Cell<u32>,
+    next_uniq: Cell<u32>,
     /// Bytes of the log within which the first message of a queue counts as "in memory"
     /// (RocketMQ's `accessMessageInMemoryMaxRatio`, 40 % of RAM), for QUERY_CONSUMER_OFFSET.
     pub in_memory_window_bytes: u64,
@@ -91,6 +92,7 @@ impl Shard {
             metadata_changed: Signal::default(),
             next_connection_id: Cell::new(0),
             next_queue: Cell::new(0),
+            next_uniq: Cell::new(0),
             in_memory_window_bytes: physical_memory_bytes() / 10 * 4,
             persisted_metadata: Cell::new((-1, -1)),
         })
@@ -100,6 +102,13 @@ impl Shard {
         let id = self.next_connection_id.get();
         self.next_connection_id.set(id + 1);
         id
+    }
+
+    /// A sequence number for UNIQ_KEYs the broker generates.
+    pub fn next_uniq_sequence(&self) -> u32 {
+        let n = self.next_uniq.get();
+        self.next_uniq.set(n.wrapping_add(1));
+        n
     }
 
     /// A writable queue picked round-robin, for sends that leave the choice to the broker.

@@ -243,19 +243,26 @@ fn read(
     }
     let total: usize = selection.found.iter().map(|(_, e)| e.size as usize).sum();
     let mut body = Vec::with_capacity(total);
-    for (_, entry) in &selection.found {
+    let mut next = selection.next_offset;
+    for (offset, entry) in &selection.found {
         if !shard
             .store
             .copy_record(entry.commit_log_offset, entry.size, &mut body)
         {
+            // Never answer FOUND with records missing: stop before this one, so the client
+            // asks for it again.
             log::error!(
-                "consume queue {}:{} points past the durable log at {}",
+                "consume queue {}:{} offset {offset} points past the durable log at {}",
                 header.topic,
                 header.queue_id,
                 entry.commit_log_offset
             );
+            next = *offset;
             break;
         }
     }
-    answer(response::SUCCESS, "FOUND", selection.next_offset).with_body(body.into())
+    if body.is_empty() {
+        return answer(response::PULL_RETRY_IMMEDIATELY, "NO_MATCHED_MESSAGE", next);
+    }
+    answer(response::SUCCESS, "FOUND", next).with_body(body.into())
 }

@@ -260,6 +260,6 @@ fn generate_uniq_key(shard: &Shard) -> String {
     raw.extend_from_slice(&(std::process::id() as u16).to_be_bytes());
     raw.extend_from_slice(&(shard.config.shard_id as u16).to_be_bytes());
     raw.extend_from_slice(&(metadata::now_ms() as u32).to_be_bytes());
-    raw.extend_from_slice(&(shard.next_connection_id() as u32).to_be_bytes());
+    raw.extend_from_slice(&shard.next_uniq_sequence().to_be_bytes());
     record::hex_upper(&raw)
 }
