@@ -137,7 +137,11 @@ fn check_received(lines: &[Value]) -> BTreeMap<String, Value> {
     for m in lines.iter().filter(|l| l.get("body").is_some()) {
         let body = m["body"].as_str().unwrap().to_string();
         let i: usize = body.strip_prefix("body-").unwrap().parse().unwrap();
-        assert_eq!(m["tags"], if i % 2 == 0 { "TagA" } else { "TagB" }, "{m}");
+        assert_eq!(
+            m["tags"],
+            if i.is_multiple_of(2) { "TagA" } else { "TagB" },
+            "{m}"
+        );
         assert_eq!(m["keys"], format!("key-{i}"), "{m}");
         assert_eq!(m["idx"], i.to_string(), "{m}");
         assert_eq!(m["color"], "blue", "{m}");
@@ -216,7 +220,7 @@ fn java_producer_modes_and_push_consumer_round_trip() {
         again.iter().all(|l| l.get("body").is_none()),
         "the group's committed offsets were lost: {again:?}"
     );
-    let all = Driver::start(&["pull", &ns, "GJavaAfterRestart", "JavaT", "60"])
+    let all = Driver::start(&["pull", &ns, "GJavaAfterRestart", "JavaT", "90", "70"])
         .finish(Duration::from_secs(120));
     assert_eq!(all.iter().filter(|l| l.get("body").is_some()).count(), 70);
 }
@@ -240,11 +244,12 @@ fn java_tag_filtered_consumer_and_offset_reader() {
     let got = check_received(&tag_a);
     assert_eq!(got.len(), 20);
     assert!(got.values().all(|m| m["tags"] == "TagA"));
-    let pulled = Driver::start(&["pull", &ns, "GJavaPull", "JavaTags", "60"])
+    let pulled = Driver::start(&["pull", &ns, "GJavaPull", "JavaTags", "90", "40"])
         .finish(Duration::from_secs(120));
     let got = check_received(&pulled);
     assert_eq!(got.len(), 40);
-    // Per queue, offsets are read in order from 0.
+    // Per queue, first deliveries come in offset order from 0 with no gap. (The lite pull
+    // consumer may deliver a message twice when its seek races its first pull: at-least-once.)
     let mut per_queue: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
     for m in pulled.iter().filter(|l| l.get("body").is_some()) {
         per_queue
@@ -252,8 +257,18 @@ fn java_tag_filtered_consumer_and_offset_reader() {
             .or_default()
             .push(m["queueOffset"].as_i64().unwrap());
     }
-    for offsets in per_queue.values() {
-        assert_eq!(*offsets, (0..offsets.len() as i64).collect::<Vec<_>>());
+    for (queue, offsets) in &per_queue {
+        let mut first_seen: Vec<i64> = Vec::new();
+        for o in offsets {
+            if !first_seen.contains(o) {
+                first_seen.push(*o);
+            }
+        }
+        assert_eq!(
+            first_seen,
+            (0..first_seen.len() as i64).collect::<Vec<_>>(),
+            "queue {queue}: {offsets:?}"
+        );
     }
 }
 

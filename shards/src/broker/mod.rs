@@ -193,6 +193,12 @@ impl Shard {
     pub fn spawn_background(self: &Rc<Self>) {
         glommio::spawn_local(self.store.clone().run_writer()).detach();
         glommio::spawn_local(self.store.clone().run_flusher(self.config.flush_interval)).detach();
+        glommio::spawn_local(
+            self.store
+                .clone()
+                .run_queue_persister(Duration::from_secs(1)),
+        )
+        .detach();
         glommio::spawn_local(register::run(self.clone())).detach();
         glommio::spawn_local(holds::run_arrivals(self.clone())).detach();
         glommio::spawn_local(holds::run_expiry(self.clone())).detach();

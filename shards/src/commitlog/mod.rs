@@ -68,6 +68,8 @@ pub struct CommitLog {
     /// End of everything assigned so far (= `pending.start + pending.bytes.len()`).
     reserved_end: std::cell::Cell<u64>,
     durable: Rc<Watermark>,
+    /// Everything below this offset has been fdatasync'ed.
+    synced: std::cell::Cell<u64>,
     wake_writer: Signal,
 }
 
@@ -75,8 +77,12 @@ impl CommitLog {
     /// Opens the log in `config.dir`, scanning every segment. `on_record` sees each valid record
     /// in log order, so the caller can rebuild its consume queues. The torn tail of the last
     /// segment is cut and zeroed; an invalid entry inside an older segment is an error.
+    ///
+    /// Segments wholly below `scan_from` (a checkpoint: everything below it is known good and
+    /// already indexed) are opened without a scan; the scan starts at `scan_from`.
     pub async fn open(
         config: CommitLogConfig,
+        scan_from: u64,
         mut on_record: impl FnMut(u64, &RecordView<'_>),
     ) -> Result<Rc<CommitLog>, CommitLogError> {
         let io = |source| CommitLogError::Io {
@@ -93,13 +99,20 @@ impl CommitLog {
         let mut end = 0u64;
         for (i, base) in bases.iter().copied().enumerate() {
             let segment = Segment::open(&config.dir, base, config.segment_bytes).await?;
-            let scan = scan_segment(segment.bytes(), base, &mut on_record);
             let last = i + 1 == bases.len();
+            if !last && base + segment.len() <= scan_from {
+                end = base + segment.len();
+                segments.push(segment);
+                continue;
+            }
+            let from = scan_from.saturating_sub(base).min(segment.len()) as usize;
+            let scan = scan_segment(&segment.bytes()[from..], base + from as u64, &mut on_record);
+            let valid_to = (from + scan.valid_bytes) as u64;
             match (&scan.end, last) {
                 (End::Invalid(reason), false) => {
                     return Err(CommitLogError::Corrupt {
                         path: segment.path.clone(),
-                        offset: base + scan.valid_bytes as u64,
+                        offset: base + valid_to,
                         reason: reason.clone(),
                     })
                 }
@@ -107,17 +120,17 @@ impl CommitLog {
                     log::warn!(
                         "commit log {}: cutting torn tail at offset {}: {reason}",
                         segment.path.display(),
-                        base + scan.valid_bytes as u64
+                        base + valid_to
                     );
-                    segment.zero_from(scan.valid_bytes as u64).await?;
+                    segment.zero_from(valid_to).await?;
                 }
-                (End::Tail, true) => segment.zero_from(scan.valid_bytes as u64).await?,
+                (End::Tail, true) => segment.zero_from(valid_to).await?,
                 _ => {}
             }
             end = match scan.end {
                 End::Sealed | End::Full => base + segment.len(),
                 End::Zeros | End::Tail | End::Invalid(_) if !last => base + segment.len(),
-                End::Zeros | End::Tail | End::Invalid(_) => base + scan.valid_bytes as u64,
+                End::Zeros | End::Tail | End::Invalid(_) => base + valid_to,
             };
             segments.push(segment);
         }
@@ -130,6 +143,7 @@ impl CommitLog {
             }),
             reserved_end: std::cell::Cell::new(end),
             durable: Rc::new(Watermark::new(end)),
+            synced: std::cell::Cell::new(end),
             wake_writer: Signal::default(),
         };
         Ok(Rc::new(log))
@@ -218,6 +232,9 @@ impl CommitLog {
             return Err(e);
         }
         self.durable.advance(end);
+        if self.config.flush == FlushDiskType::Sync {
+            self.synced.set(end);
+        }
         Ok((start, end))
     }
 
@@ -257,15 +274,31 @@ impl CommitLog {
         Ok(())
     }
 
-    /// fdatasync of the active segment, for the ASYNC_FLUSH background flusher and shutdown.
+    /// Everything below this offset has reached the disk (fdatasync completed).
+    pub fn synced_end(&self) -> u64 {
+        self.synced.get()
+    }
+
+    /// fdatasync of the segments written since the last sync, for the ASYNC_FLUSH background
+    /// flusher and shutdown.
     pub async fn sync(&self) -> Result<(), CommitLogError> {
-        let active = self.segments.borrow().last().map(|s| (s.base, s.file()));
-        if let Some((base, file)) = active {
+        let target = self.durable.get();
+        let from = self.synced.get();
+        let segment_bytes = self.config.segment_bytes;
+        let files: Vec<(u64, Rc<BufferedFile>)> = self
+            .segments
+            .borrow()
+            .iter()
+            .filter(|s| s.base + segment_bytes > from && s.base < target.max(from + 1))
+            .map(|s| (s.base, s.file()))
+            .collect();
+        for (base, file) in files {
             file.fdatasync().await.map_err(|e| CommitLogError::Io {
                 path: self.config.dir.join(segment::segment_name(base)),
                 source: e.into(),
             })?;
         }
+        self.synced.set(self.synced.get().max(target));
         Ok(())
     }
 

@@ -67,7 +67,7 @@ fn appended_records_read_back_across_segment_rolls_and_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().to_path_buf();
     run(move || async move {
-        let log = CommitLog::open(config(&path, FlushDiskType::Sync), |_, _| {})
+        let log = CommitLog::open(config(&path, FlushDiskType::Sync), 0, |_, _| {})
             .await
             .unwrap();
         let offsets = append_n(&log, 40, 300).await;
@@ -85,7 +85,7 @@ fn appended_records_read_back_across_segment_rolls_and_reopen() {
         }
         drop(log);
         let mut seen = Vec::new();
-        let log = CommitLog::open(config(&path, FlushDiskType::Sync), |off, view| {
+        let log = CommitLog::open(config(&path, FlushDiskType::Sync), 0, |off, view| {
             seen.push((off, view.queue_offset))
         })
         .await
@@ -101,7 +101,7 @@ fn reopen_cuts_a_torn_tail_and_appends_after_it() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().to_path_buf();
     run(move || async move {
-        let log = CommitLog::open(config(&path, FlushDiskType::Async), |_, _| {})
+        let log = CommitLog::open(config(&path, FlushDiskType::Async), 0, |_, _| {})
             .await
             .unwrap();
         let offsets = append_n(&log, 3, 100).await;
@@ -112,12 +112,36 @@ fn reopen_cuts_a_torn_tail_and_appends_after_it() {
         bytes[offsets[2] as usize + 100] ^= 0xFF;
         std::fs::write(&seg, &bytes).unwrap();
         let mut seen = 0;
-        let log = CommitLog::open(config(&path, FlushDiskType::Async), |_, _| seen += 1)
+        let log = CommitLog::open(config(&path, FlushDiskType::Async), 0, |_, _| seen += 1)
             .await
             .unwrap();
         assert_eq!(seen, 2);
         assert_eq!(log.reserved_end(), offsets[2]);
         let again = append_n(&log, 1, 100).await;
         assert_eq!(again[0], offsets[2]);
+    });
+}
+
+#[test]
+fn reopen_from_a_checkpoint_scans_only_what_follows_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    run(move || async move {
+        let log = CommitLog::open(config(&path, FlushDiskType::Sync), 0, |_, _| {})
+            .await
+            .unwrap();
+        let offsets = append_n(&log, 30, 300).await;
+        let end = log.reserved_end();
+        drop(log);
+        let checkpoint = offsets[20];
+        let mut seen = Vec::new();
+        let log = CommitLog::open(config(&path, FlushDiskType::Sync), checkpoint, |off, _| {
+            seen.push(off)
+        })
+        .await
+        .unwrap();
+        assert_eq!(seen, offsets[20..].to_vec());
+        assert_eq!(log.reserved_end(), end);
+        assert_eq!(log.synced_end(), end);
     });
 }

@@ -6,6 +6,8 @@
 //! `select` is the pure core of a pull: from an offset, take up to N entries that pass the tag
 //! filter, within a byte budget.
 
+pub mod file;
+
 use std::collections::HashMap;
 
 /// One consume-queue unit (spec §7.3).
@@ -23,9 +25,30 @@ pub struct ConsumeQueue {
     /// Next queue offset to assign: entries assigned but not yet durable sit between
     /// `entries.len()` and here.
     next_offset: u64,
+    /// Entries already written to the queue's file.
+    persisted: u64,
 }
 
 impl ConsumeQueue {
+    /// A queue loaded from its file: those entries are on disk already.
+    pub fn from_persisted(entries: Vec<CqEntry>) -> ConsumeQueue {
+        let n = entries.len() as u64;
+        ConsumeQueue {
+            entries,
+            next_offset: n,
+            persisted: n,
+        }
+    }
+
+    /// Entries not yet written to the file, with the index of the first.
+    pub fn unpersisted(&self) -> (u64, &[CqEntry]) {
+        (self.persisted, &self.entries[self.persisted as usize..])
+    }
+
+    pub fn mark_persisted(&mut self, upto: u64) {
+        self.persisted = self.persisted.max(upto.min(self.entries.len() as u64));
+    }
+
     /// Reserves the next queue offset for an append.
     pub fn reserve(&mut self) -> u64 {
         let offset = self.next_offset;
@@ -202,6 +225,15 @@ impl ConsumeQueues {
 
     pub fn topics(&self) -> impl Iterator<Item = (&String, &Vec<ConsumeQueue>)> {
         self.topics.iter()
+    }
+
+    pub fn get_mut(&mut self, topic: &str, queue_id: u32) -> Option<&mut ConsumeQueue> {
+        self.topics.get_mut(topic)?.get_mut(queue_id as usize)
+    }
+
+    /// Installs a queue loaded from disk.
+    pub fn insert_loaded(&mut self, topic: &str, queue_id: u32, queue: ConsumeQueue) {
+        *self.get_or_create(topic, queue_id) = queue;
     }
 }
 

@@ -6,6 +6,7 @@
 //! messages, so held pulls can be woken. Consumers only ever see durable entries.
 
 pub mod atomic_file;
+pub mod checkpoint;
 pub mod offsets;
 
 use std::cell::RefCell;
@@ -17,6 +18,7 @@ use crate::commitlog::{CommitLog, CommitLogConfig, CommitLogError, FlushDiskType
 use crate::consume_queue::{ConsumeQueues, CqEntry};
 use crate::record::{self, find_property, property, MessageToStore, RecordView};
 use crate::runtime::watermark::Signal;
+use checkpoint::{Checkpoint, QueueFiles};
 use offsets::ConsumerOffsets;
 
 #[derive(Debug, Clone)]
@@ -52,46 +54,37 @@ pub struct Store {
     arrived: RefCell<BTreeSet<(String, i32)>>,
     arrival: Signal,
     pub offsets: RefCell<ConsumerOffsets>,
+    /// Taken while a persist round runs, so two rounds never write the same files at once.
+    queue_files: RefCell<Option<QueueFiles>>,
+    /// The last checkpoint written.
+    checkpointed: std::cell::Cell<u64>,
 }
 
 impl Store {
-    /// Opens the shard's store: recovers the commit log, rebuilding consume queues from it,
-    /// and loads consumer offsets.
+    /// Opens the shard's store: loads consume queues up to the checkpoint, recovers the
+    /// commit log from there (cutting a torn tail) and indexes what follows, then loads
+    /// consumer offsets. When queues and log disagree, every queue is rebuilt from the log.
     pub async fn open(config: StoreConfig) -> Result<Rc<Store>, CommitLogError> {
-        let mut queues = ConsumeQueues::default();
-        let mut rebuilt = 0u64;
-        let log_config = CommitLogConfig {
-            dir: config.dir.join("commitlog"),
-            segment_bytes: config.segment_bytes,
-            flush: config.flush,
-        };
-        let log = CommitLog::open(log_config, |physical, view| {
-            if let Some((queue_id, queue_offset, entry)) = cq_entry_of(physical, view) {
-                let queue = queues.get_or_create(view.topic, queue_id);
-                let _ = queue.reserve();
-                if let Err((got, want)) = queue.push(queue_offset, entry) {
-                    log::error!(
-                        "record at {physical} of {}:{queue_id} has queue offset {got}, expected {want}; skipped",
-                        view.topic
-                    );
-                } else {
-                    rebuilt += 1;
-                }
+        let io = |path: PathBuf| move |source| CommitLogError::Io { path, source };
+        let checkpoint = checkpoint::load_checkpoint(&config.dir);
+        let (log, queues) = match Self::recover(&config, &checkpoint).await? {
+            Ok(recovered) => recovered,
+            Err(reason) => {
+                log::warn!(
+                    "store {}: {reason}; rebuilding consume queues from the whole log",
+                    config.dir.display()
+                );
+                checkpoint::discard_all(&config.dir).map_err(io(config.dir.clone()))?;
+                let from_scratch = Self::recover(&config, &Checkpoint::default()).await?;
+                from_scratch.map_err(|reason| CommitLogError::Corrupt {
+                    path: config.dir.clone(),
+                    offset: 0,
+                    reason,
+                })?
             }
-        })
-        .await?;
-        log::info!(
-            "store {}: recovered {rebuilt} messages, log end {}",
-            config.dir.display(),
-            log.reserved_end()
-        );
-        let offsets =
-            ConsumerOffsets::load(&config.dir.join("consumerOffset.json")).map_err(|source| {
-                CommitLogError::Io {
-                    path: config.dir.join("consumerOffset.json"),
-                    source,
-                }
-            })?;
+        };
+        let offsets_path = config.dir.join("consumerOffset.json");
+        let offsets = ConsumerOffsets::load(&offsets_path).map_err(io(offsets_path.clone()))?;
         Ok(Rc::new(Store {
             config,
             log,
@@ -100,7 +93,76 @@ impl Store {
             arrived: RefCell::new(BTreeSet::new()),
             arrival: Signal::default(),
             offsets: RefCell::new(offsets),
+            queue_files: RefCell::new(Some(QueueFiles::default())),
+            checkpointed: std::cell::Cell::new(u64::MAX),
         }))
+    }
+
+    /// One recovery attempt from `checkpoint`; the inner `Err` says why queues and log
+    /// disagree.
+    async fn recover(
+        config: &StoreConfig,
+        checkpoint: &Checkpoint,
+    ) -> Result<Result<(Rc<CommitLog>, ConsumeQueues), String>, CommitLogError> {
+        let complete_to = checkpoint.consume_queues_complete_to;
+        let mut queues = checkpoint::load_queues(&config.dir, complete_to).map_err(|source| {
+            CommitLogError::Io {
+                path: config.dir.join("consumequeue"),
+                source,
+            }
+        })?;
+        if let Some(reason) = checkpoint.contradiction(&queues) {
+            return Ok(Err(reason));
+        }
+        let mut mismatch = None;
+        let mut indexed = 0u64;
+        let log_config = CommitLogConfig {
+            dir: config.dir.join("commitlog"),
+            segment_bytes: config.segment_bytes,
+            flush: config.flush,
+        };
+        let log = CommitLog::open(log_config, complete_to, |physical, view| {
+            let Some((queue_id, queue_offset, entry)) = cq_entry_of(physical, view) else { return };
+            let queue = queues.get_or_create(view.topic, queue_id);
+            let _ = queue.reserve();
+            match queue.push(queue_offset, entry) {
+                Ok(()) => indexed += 1,
+                Err((got, want)) => {
+                    mismatch.get_or_insert(format!(
+                        "record at {physical} of {}:{queue_id} has queue offset {got}, expected {want}",
+                        view.topic
+                    ));
+                }
+            }
+        })
+        .await?;
+        if let Some(reason) = mismatch {
+            return Ok(Err(reason));
+        }
+        let end = log.reserved_end();
+        for (topic, list) in queues.topics() {
+            for (queue_id, queue) in list.iter().enumerate() {
+                // A unit lost from the middle of a file shows at the last unit: its record
+                // carries a queue offset past the unit's index.
+                let Some(last) = queue.entries().last() else {
+                    continue;
+                };
+                let expected = (queue.max_offset() - 1) as i64;
+                let found = log.with_bytes(last.commit_log_offset, last.size as usize, |bytes| {
+                    record::decode(bytes)
+                        .ok()
+                        .map(|v| (v.topic == topic.as_str(), v.queue_id, v.queue_offset))
+                });
+                if found.flatten() != Some((true, queue_id as i32, expected)) {
+                    return Ok(Err(format!("consume queue {topic}:{queue_id} does not match the log at entry {expected}")));
+                }
+            }
+        }
+        log::info!(
+            "store {}: log end {end}, queues complete to {complete_to}, {indexed} messages indexed from the log",
+            config.dir.display()
+        );
+        Ok(Ok((log, queues)))
     }
 
     pub fn log(&self) -> &Rc<CommitLog> {
@@ -248,11 +310,77 @@ impl Store {
         atomic_file::write_off_shard(path, bytes).await
     }
 
-    /// Drains pending appends to disk and syncs: the last step of a clean shutdown.
+    /// Drains pending appends to disk, syncs, and writes the consume queues: the last step
+    /// of a clean shutdown, after which a restart scans nothing.
     pub async fn flush_all(&self) -> Result<(), CommitLogError> {
         let target = self.log.reserved_end();
         let _ = self.log.durable().wait_for(target).await;
-        self.log.sync().await
+        self.log.sync().await?;
+        // A periodic round may be running; the final one must not be skipped.
+        while self.queue_files.borrow().is_none() {
+            glommio::timer::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        self.persist_queues()
+            .await
+            .map_err(|source| CommitLogError::Io {
+                path: self.config.dir.join("consumequeue"),
+                source,
+            })
+    }
+
+    /// Writes new consume-queue units, syncs them, then advances the checkpoint to what the
+    /// log has on disk. Skips the round if another is running.
+    pub async fn persist_queues(&self) -> std::io::Result<()> {
+        let Some(mut files) = self.queue_files.borrow_mut().take() else {
+            return Ok(());
+        };
+        // Every record below the durable end is already in the queues (the writer indexes a
+        // batch before it yields), and nothing past the synced end may be claimed.
+        let complete_to = self.log.durable().get().min(self.log.synced_end());
+        let batch = checkpoint::collect_unpersisted(&self.queues.borrow());
+        if batch.is_empty() && complete_to == self.checkpointed.get() {
+            *self.queue_files.borrow_mut() = Some(files);
+            return Ok(());
+        }
+        let marks: Vec<(String, u32, u64)> = batch
+            .iter()
+            .map(|(t, q, first, bytes)| {
+                (
+                    t.clone(),
+                    *q,
+                    first + (bytes.len() / crate::consume_queue::file::UNIT_BYTES) as u64,
+                )
+            })
+            .collect();
+        let result = files.write(&self.config.dir, batch).await;
+        *self.queue_files.borrow_mut() = Some(files);
+        result?;
+        {
+            let mut queues = self.queues.borrow_mut();
+            for (topic, queue_id, upto) in marks {
+                if let Some(q) = queues.get_mut(&topic, queue_id) {
+                    q.mark_persisted(upto);
+                }
+            }
+        }
+        let checkpoint = Checkpoint::of(&self.queues.borrow(), complete_to);
+        let bytes = serde_json::to_vec(&checkpoint).expect("checkpoint serializes");
+        atomic_file::write_off_shard(checkpoint::checkpoint_path(&self.config.dir), bytes).await?;
+        self.checkpointed.set(complete_to);
+        Ok(())
+    }
+
+    /// Persists consume queues every `interval`.
+    pub async fn run_queue_persister(self: Rc<Self>, interval: std::time::Duration) {
+        loop {
+            glommio::timer::sleep(interval).await;
+            if let Err(e) = self.persist_queues().await {
+                log::error!(
+                    "store {}: writing consume queues failed: {e}",
+                    self.config.dir.display()
+                );
+            }
+        }
     }
 }
 
@@ -276,4 +404,113 @@ fn cq_entry_of(physical: u64, view: &RecordView<'_>) -> Option<(u32, u64, CqEntr
             store_timestamp: view.store_timestamp,
         },
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::disallowed_methods, reason = "tests damage files directly")]
+
+    use super::*;
+
+    fn run<F: std::future::Future<Output = ()> + 'static>(f: impl FnOnce() -> F + Send + 'static) {
+        glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+            .io_memory(256 << 10)
+            .spawn(move || async move { f().await })
+            .expect("executor starts")
+            .join()
+            .expect("test executor panicked");
+    }
+
+    fn config(dir: &std::path::Path) -> StoreConfig {
+        StoreConfig {
+            dir: dir.to_path_buf(),
+            segment_bytes: 1 << 16,
+            flush: FlushDiskType::Async,
+        }
+    }
+
+    async fn append(store: &Rc<Store>, n: usize, tag: &str) {
+        let props = format!("TAGS\u{1}{tag}\u{2}");
+        let mut end = 0;
+        for i in 0..n {
+            let body = format!("{tag}-{i}");
+            let msg = MessageToStore {
+                topic: "T",
+                queue_id: 0,
+                flag: 0,
+                sys_flag: 0,
+                born_timestamp: 1,
+                born_host: "127.0.0.1:1".parse().unwrap(),
+                store_timestamp: 2,
+                store_host: "127.0.0.1:2".parse().unwrap(),
+                reconsume_times: 0,
+                prepared_transaction_offset: 0,
+                body: body.as_bytes(),
+                properties: &props,
+            };
+            end = store.append(&msg).end;
+        }
+        store.log().durable().wait_for(end).await.unwrap();
+    }
+
+    fn queue_bodies(store: &Store) -> Vec<String> {
+        let queues = store.queues();
+        let q = queues.get("T", 0).unwrap();
+        q.entries()
+            .iter()
+            .map(|e| {
+                store
+                    .with_record(e.commit_log_offset, e.size, |v| {
+                        String::from_utf8_lossy(v.body).into_owned()
+                    })
+                    .unwrap()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn queues_after_the_checkpoint_are_rebuilt_from_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_path_buf();
+        run(move || async move {
+            let store = Store::open(config(&path)).await.unwrap();
+            glommio::spawn_local(store.clone().run_writer()).detach();
+            append(&store, 10, "a").await;
+            store.log().sync().await.unwrap();
+            store.persist_queues().await.unwrap();
+            let checkpoint = checkpoint::load_checkpoint(&path).consume_queues_complete_to;
+            assert_eq!(checkpoint, store.log().durable().get());
+            append(&store, 5, "b").await;
+            drop(store);
+            // Reopen as after a crash: 10 entries come from the file, 5 from the log.
+            let store = Store::open(config(&path)).await.unwrap();
+            let bodies = queue_bodies(&store);
+            assert_eq!(bodies.len(), 15);
+            assert_eq!(bodies[9], "a-9");
+            assert_eq!(bodies[14], "b-4");
+        });
+    }
+
+    #[test]
+    fn a_damaged_queue_file_is_rebuilt_from_the_whole_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_path_buf();
+        run(move || async move {
+            let store = Store::open(config(&path)).await.unwrap();
+            glommio::spawn_local(store.clone().run_writer()).detach();
+            append(&store, 12, "a").await;
+            store.flush_all().await.unwrap();
+            drop(store);
+            // Lose units below the checkpoint: the queue would have a gap.
+            let file = path.join("consumequeue").join("T").join("0");
+            let bytes = std::fs::read(&file).unwrap();
+            std::fs::write(&file, &bytes[..3 * crate::consume_queue::file::UNIT_BYTES]).unwrap();
+            let store = Store::open(config(&path)).await.unwrap();
+            let bodies = queue_bodies(&store);
+            assert_eq!(
+                bodies,
+                (0..12).map(|i| format!("a-{i}")).collect::<Vec<_>>()
+            );
+        });
+    }
 }

@@ -8,12 +8,14 @@ import org.apache.rocketmq.common.message.MessageExt;
 import org.apache.rocketmq.common.message.MessageQueue;
 
 /**
- * pull &lt;namesrv&gt; &lt;group&gt; &lt;topic&gt; &lt;timeoutSec&gt; — reads every queue of the topic from
- * its minimum offset with DefaultLitePullConsumer in assign mode (LITE_PULL_MESSAGE);
- * autoCommit is off and nothing is committed, so the group's offsets are untouched.
+ * pull &lt;namesrv&gt; &lt;group&gt; &lt;topic&gt; &lt;timeoutSec&gt; [expect] — reads every queue of the topic
+ * from its minimum offset with DefaultLitePullConsumer in assign mode (LITE_PULL_MESSAGE);
+ * autoCommit is off and nothing is committed, so the group's offsets are untouched. With
+ * {@code expect} &gt; 0 it stops once that many distinct messages arrived (or at the timeout);
+ * without, after 3 s with no message.
  */
 final class Pull {
-    private static final String USAGE = "pull <namesrv> <group> <topic> <timeoutSec>";
+    private static final String USAGE = "pull <namesrv> <group> <topic> <timeoutSec> [expect]";
     private static final long IDLE_MS = 3000;
 
     private Pull() {}
@@ -24,6 +26,8 @@ final class Pull {
         String group = a[1];
         String topic = a[2];
         int timeoutSec = Interop.intArg(a, 3, "timeoutSec");
+        int expect = a.length > 4 ? Interop.intArg(a, 4, "expect") : 0;
+        java.util.Set<String> distinct = new java.util.HashSet<>();
 
         DefaultLitePullConsumer consumer = new DefaultLitePullConsumer(group);
         consumer.setNamesrvAddr(namesrv);
@@ -45,12 +49,13 @@ final class Pull {
                     System.err.println("pull: timeout after " + timeoutSec + "s with " + received + " received");
                     break;
                 }
-                if (now - last >= IDLE_MS) break;
+                if (expect > 0 ? distinct.size() >= expect : now - last >= IDLE_MS) break;
                 List<MessageExt> msgs = consumer.poll(Math.max(1, Math.min(500, deadline - now)));
                 if (msgs != null && !msgs.isEmpty()) {
                     for (MessageExt m : msgs) {
                         Json.emit(Msgs.line(m));
                         received++;
+                        distinct.add(m.getMsgId());
                     }
                     last = System.currentTimeMillis();
                 }
