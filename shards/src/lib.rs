@@ -13,3 +13,5 @@ pub mod remarks;
 pub mod remoting;
 pub mod runtime;
 pub mod store;
+#[cfg(test)]
+mod testing;

@@ -285,6 +285,29 @@ impl Client {
         Ok(())
     }
 
+    fn send_header(
+        &self,
+        queue: &MessageQueue,
+        flag: i32,
+        properties: String,
+        batch: bool,
+    ) -> SendMessageHeader {
+        SendMessageHeader {
+            producer_group: self.producer_group.clone(),
+            topic: queue.topic.clone(),
+            default_topic: "TBW102".into(),
+            default_topic_queue_nums: 4,
+            queue_id: queue.queue_id,
+            sys_flag: 0,
+            born_timestamp: now_ms(),
+            flag,
+            properties,
+            reconsume_times: 0,
+            max_reconsume_times: None,
+            batch,
+        }
+    }
+
     /// Sends one message to `queue` (SEND_MESSAGE_V2).
     pub fn send_to(
         &mut self,
@@ -293,20 +316,7 @@ impl Client {
         msg: &Message,
     ) -> Result<SendResult, ClientError> {
         let props = msg.properties_with_uniq_key();
-        let header = SendMessageHeader {
-            producer_group: self.producer_group.clone(),
-            topic: queue.topic.clone(),
-            default_topic: "TBW102".into(),
-            default_topic_queue_nums: 4,
-            queue_id: queue.queue_id,
-            sys_flag: 0,
-            born_timestamp: now_ms(),
-            flag: msg.flag,
-            properties: encode_properties(&props),
-            reconsume_times: 0,
-            max_reconsume_times: None,
-            batch: false,
-        };
+        let header = self.send_header(queue, msg.flag, encode_properties(&props), false);
         let cmd = RemotingCommand::request(
             request::SEND_MESSAGE_V2,
             header.to_short_fields(),
@@ -338,20 +348,7 @@ impl Client {
             );
             encode_batch_item(msg.flag, &msg.body, &encode_properties(&props), &mut body);
         }
-        let header = SendMessageHeader {
-            producer_group: self.producer_group.clone(),
-            topic: queue.topic.clone(),
-            default_topic: "TBW102".into(),
-            default_topic_queue_nums: 4,
-            queue_id: queue.queue_id,
-            sys_flag: 0,
-            born_timestamp: now_ms(),
-            flag: 0,
-            properties: String::new(),
-            reconsume_times: 0,
-            max_reconsume_times: None,
-            batch: true,
-        };
+        let header = self.send_header(queue, 0, String::new(), true);
         let cmd = RemotingCommand::request(
             request::SEND_BATCH_MESSAGE,
             header.to_short_fields(),

@@ -124,27 +124,14 @@ pub fn fuzz_commitlog_recovery(data: &[u8]) {
 mod tests {
     use super::*;
     use crate::commitlog::entry::{push_blank, push_trailer};
-    use crate::record::MessageToStore;
+    use crate::testing::message;
 
     fn log_of(n: usize) -> (Vec<u8>, Vec<usize>) {
         let mut out = Vec::new();
         let mut ends = Vec::new();
         for i in 0..n {
             let body = vec![b'a' + i as u8; 3 + i];
-            let msg = MessageToStore {
-                topic: "T",
-                queue_id: 0,
-                flag: 0,
-                sys_flag: 0,
-                born_timestamp: 1,
-                born_host: "127.0.0.1:1".parse().unwrap(),
-                store_timestamp: 2,
-                store_host: "127.0.0.1:2".parse().unwrap(),
-                reconsume_times: 0,
-                prepared_transaction_offset: 0,
-                body: &body,
-                properties: "TAGS\u{1}x\u{2}",
-            };
+            let msg = message("T", &body, "TAGS\u{1}x\u{2}");
             let start = out.len();
             record::encode(&msg, i as i64, start as i64, &mut out);
             push_trailer(&mut out, start);

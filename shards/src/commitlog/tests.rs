@@ -9,40 +9,15 @@
 use std::rc::Rc;
 
 use super::*;
-use crate::record::{self, MessageToStore};
-
-fn run<F: std::future::Future<Output = ()> + 'static>(f: impl FnOnce() -> F + Send + 'static) {
-    glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
-        .io_memory(256 << 10)
-        .spawn(move || async move { f().await })
-        .expect("executor starts")
-        .join()
-        .expect("test executor panicked");
-}
-
-fn message(body: &[u8]) -> MessageToStore<'_> {
-    MessageToStore {
-        topic: "T",
-        queue_id: 0,
-        flag: 0,
-        sys_flag: 0,
-        born_timestamp: 1,
-        born_host: "127.0.0.1:1".parse().unwrap(),
-        store_timestamp: 2,
-        store_host: "127.0.0.1:2".parse().unwrap(),
-        reconsume_times: 0,
-        prepared_transaction_offset: 0,
-        body,
-        properties: "",
-    }
-}
+use crate::record;
+use crate::testing::{message, run};
 
 async fn append_n(log: &Rc<CommitLog>, n: usize, body_bytes: usize) -> Vec<u64> {
     let mut offsets = Vec::new();
     let mut last_end = 0;
     for i in 0..n {
         let body = vec![i as u8; body_bytes];
-        let msg = message(&body);
+        let msg = message("T", &body, "");
         let (offset, end) = log.append(record::encoded_len(&msg), |phys, out| {
             record::encode(&msg, i as i64, phys as i64, out);
         });

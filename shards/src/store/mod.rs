@@ -411,15 +411,7 @@ mod tests {
     #![allow(clippy::disallowed_methods, reason = "tests damage files directly")]
 
     use super::*;
-
-    fn run<F: std::future::Future<Output = ()> + 'static>(f: impl FnOnce() -> F + Send + 'static) {
-        glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
-            .io_memory(256 << 10)
-            .spawn(move || async move { f().await })
-            .expect("executor starts")
-            .join()
-            .expect("test executor panicked");
-    }
+    use crate::testing::{message, run};
 
     fn config(dir: &std::path::Path) -> StoreConfig {
         StoreConfig {
@@ -434,20 +426,7 @@ mod tests {
         let mut end = 0;
         for i in 0..n {
             let body = format!("{tag}-{i}");
-            let msg = MessageToStore {
-                topic: "T",
-                queue_id: 0,
-                flag: 0,
-                sys_flag: 0,
-                born_timestamp: 1,
-                born_host: "127.0.0.1:1".parse().unwrap(),
-                store_timestamp: 2,
-                store_host: "127.0.0.1:2".parse().unwrap(),
-                reconsume_times: 0,
-                prepared_transaction_offset: 0,
-                body: body.as_bytes(),
-                properties: &props,
-            };
+            let msg = message("T", body.as_bytes(), &props);
             end = store.append(&msg).end;
         }
         store.log().durable().wait_for(end).await.unwrap();
