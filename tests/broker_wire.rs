@@ -449,6 +449,27 @@ fn the_front_door_splits_a_topic_across_two_shards() {
         assert_eq!(got.len(), 1);
         assert_eq!(&got[0].body[..], format!("s{i}").as_bytes());
     }
+    // A group created at the front door exists on every shard: disabled consumption holds on both.
+    let group = r#"{"groupName":"GFront","consumeEnable":false}"#;
+    let create = RemotingCommand::request(
+        request::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP,
+        ExtFields::new(),
+        Bytes::from_static(group.as_bytes()),
+    );
+    assert_eq!(client.call(&petrel.front_door(), create).unwrap().code, 0);
+    for (broker, addr) in petrel.brokers() {
+        let q = queue("TS", &broker, 0);
+        let req = PullRequest {
+            group: "GFront",
+            queue: &q,
+            offset: 0,
+            max: 1,
+            subscription: "*",
+            suspend: None,
+        };
+        let err = client.pull(&addr, &req).unwrap_err();
+        assert!(err.to_string().starts_with("code 16:"), "{broker}: {err}");
+    }
     let all = client
         .call(
             &petrel.front_door(),

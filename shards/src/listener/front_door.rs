@@ -1,7 +1,7 @@
 //! The process's front door (`listenPort`, served by shard 0): requests here speak for the
-//! whole broker process. UPDATE_AND_CREATE_TOPIC splits the queues across the shards, and
-//! GET_ALL_TOPIC_CONFIG gathers every shard's table, both over the mesh; every other request
-//! is shard 0's own.
+//! whole broker process. UPDATE_AND_CREATE_TOPIC splits the queues across the shards,
+//! UPDATE_AND_CREATE_SUBSCRIPTIONGROUP reaches every shard, and GET_ALL_TOPIC_CONFIG gathers
+//! every shard's table, all over the mesh; every other request is shard 0's own.
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -33,6 +33,7 @@ impl Handler for FrontDoor {
         let reply = match cmd.code {
             request::UPDATE_AND_CREATE_TOPIC => create_topic(shard, &cmd).await,
             request::GET_ALL_TOPIC_CONFIG => all_topic_config(shard, &cmd).await,
+            request::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP => on_every_shard(shard, &cmd).await,
             _ => return dispatch(shard, conn, cmd),
         };
         if !cmd.is_oneway() {
@@ -61,6 +62,26 @@ async fn create_topic(shard: &Shard, cmd: &RemotingCommand) -> RemotingCommand {
         part.ext_fields.insert("readQueueNums", read.to_string());
         part.ext_fields.insert("writeQueueNums", write.to_string());
         match run_on(shard, i, &part).await {
+            Ok(reply) if reply.code == response::SUCCESS => {}
+            Ok(reply) => {
+                return RemotingCommand {
+                    opaque: cmd.opaque,
+                    ..reply
+                }
+            }
+            Err(e) => {
+                return RemotingCommand::response(response::SYSTEM_ERROR, cmd.opaque)
+                    .with_remark(e.to_string())
+            }
+        }
+    }
+    RemotingCommand::response(response::SUCCESS, cmd.opaque)
+}
+
+/// Runs `cmd` on every shard (group configuration lives on each); the first failure answers.
+async fn on_every_shard(shard: &Shard, cmd: &RemotingCommand) -> RemotingCommand {
+    for i in 0..shard.config.shard_count {
+        match run_on(shard, i, cmd).await {
             Ok(reply) if reply.code == response::SUCCESS => {}
             Ok(reply) => {
                 return RemotingCommand {
