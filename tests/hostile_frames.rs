@@ -140,3 +140,48 @@ fn malformed_frames_are_answered_or_closed_without_disturbing_other_clients() {
     let sent = honest.join().expect("honest producer saw no error");
     assert!(sent >= 100);
 }
+
+#[test]
+fn a_client_that_never_reads_is_held_back_and_others_are_served() {
+    // Method: flood one connection with requests without reading a single answer. The broker
+    // must stop reading from it (its queue of answers is bounded), so the flooder's writes
+    // eventually block; meanwhile another client is served normally.
+    let dir = tempfile::tempdir().unwrap();
+    let petrel = Petrel::start("standalone", dir.path(), &[]);
+    let (_, addr) = petrel.brokers()[0].clone();
+    let mut ext = ExtFields::new();
+    ext.insert("topic", "TBW102");
+    ext.insert("queueId", "0");
+    let request = petrel_shards::remoting::encode_to_bytes(&RemotingCommand::request(
+        request::GET_MIN_OFFSET,
+        ext.clone(),
+        Bytes::new(),
+    ));
+    let mut flood = TcpStream::connect(&addr).unwrap();
+    flood
+        .set_write_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let mut sent = 0u64;
+    let blocked = loop {
+        match flood.write_all(&request) {
+            Ok(()) => sent += 1,
+            Err(_) => break true,
+        }
+        if sent >= 2_000_000 {
+            break false;
+        }
+    };
+    assert!(
+        blocked,
+        "the broker kept reading {sent} requests from a client that reads nothing"
+    );
+    let mut honest = Connection::connect(&addr, Duration::from_secs(10)).unwrap();
+    let reply = honest
+        .call(RemotingCommand::request(
+            request::GET_MIN_OFFSET,
+            ext,
+            Bytes::new(),
+        ))
+        .unwrap();
+    assert_eq!(reply.code, 0);
+}

@@ -39,6 +39,8 @@ pub struct Connection {
     pub peer: SocketAddr,
     outbound: RefCell<VecDeque<Outbound>>,
     wake_writer: Signal,
+    /// Raised by the writer when the queue fell below half of `OUTBOUND_FRAMES_MAX`.
+    drained: Signal,
     closed: Cell<bool>,
     next_opaque: Cell<i32>,
 }
@@ -47,12 +49,18 @@ impl Connection {
     /// A connection without a socket, for requests that arrive over the mesh: the handler's
     /// answer is taken with `take_reply`.
     pub fn detached(id: u64) -> Rc<Connection> {
+        Connection::new(id, SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    fn new(id: u64, peer: SocketAddr) -> Rc<Connection> {
         Rc::new(Connection {
             id,
-            peer: SocketAddr::from(([0, 0, 0, 0], 0)),
+            peer,
             outbound: RefCell::new(VecDeque::new()),
             wake_writer: Signal::default(),
+            drained: Signal::default(),
             closed: Cell::new(false),
+            // Broker-initiated requests number from 2^30, away from the client's own.
             next_opaque: Cell::new(1 << 30),
         })
     }
@@ -127,6 +135,10 @@ pub trait Handler {
 
 /// Bytes one socket read takes at most.
 const READ_CHUNK_BYTES: usize = 64 << 10;
+/// Frames queued for a client before its connection stops reading requests: a client that
+/// sends without reading its answers is held back instead of growing the queue without end.
+/// 4096 covers a producer's in-flight window many times over.
+const OUTBOUND_FRAMES_MAX: usize = 4096;
 
 /// Limits of one connection.
 #[derive(Debug, Clone, Copy)]
@@ -154,14 +166,7 @@ pub async fn serve_connection<H: Handler>(
             return;
         }
     };
-    let conn = Rc::new(Connection {
-        id,
-        peer,
-        outbound: RefCell::new(VecDeque::new()),
-        wake_writer: Signal::default(),
-        closed: Cell::new(false),
-        next_opaque: Cell::new(1 << 30),
-    });
+    let conn = Connection::new(id, peer);
     let writer = glommio::spawn_local(write_loop(writer_stream, conn.clone(), durable));
     if let Err(e) = read_loop(stream, &conn, &*handler, limits).await {
         log::debug!("connection {peer} closed: {e}");
@@ -226,6 +231,9 @@ async fn read_loop<H: Handler>(
                 Err(e) => return Err(e.to_string()),
             }
         }
+        while conn.outbound.borrow().len() >= OUTBOUND_FRAMES_MAX {
+            conn.drained.wait().await;
+        }
         let n = stream.read(&mut scratch).await.map_err(|e| e.to_string())?;
         if n == 0 {
             return Err("peer closed".into());
@@ -237,7 +245,13 @@ async fn read_loop<H: Handler>(
 async fn write_loop(mut stream: TcpStream, conn: Rc<Connection>, durable: Option<Rc<Watermark>>) {
     let mut batch = Vec::with_capacity(64 << 10);
     loop {
-        let next = conn.outbound.borrow_mut().pop_front();
+        let (next, left) = {
+            let mut queue = conn.outbound.borrow_mut();
+            (queue.pop_front(), queue.len())
+        };
+        if left < OUTBOUND_FRAMES_MAX / 2 {
+            conn.drained.raise();
+        }
         let Some(item) = next else {
             if !batch.is_empty() {
                 if let Err(e) = stream.write_all(&batch).await {
