@@ -560,3 +560,47 @@ fn offsets_by_time_and_subscription_groups_are_served() {
     let reply = client.call(&addr, bad).unwrap();
     assert_eq!(reply.code, response::INVALID_PARAMETER);
 }
+
+#[test]
+fn a_batch_with_one_bad_message_stores_nothing() {
+    let (_dir, petrel) = standalone(&[]);
+    let mut client = Client::new(&petrel.namesrv());
+    create_topic(&mut client, &petrel, "TBad", 1);
+    let (broker, addr) = petrel.brokers()[0].clone();
+    let q = queue("TBad", &broker, 0);
+    // Properties that fit a batch item but overflow the stored record's 32767-byte limit once
+    // the broker adds CLUSTER.
+    let mut pad = 32_700;
+    let oversized = loop {
+        let msg = Message::new(
+            Bytes::from_static(b"big"),
+            properties(None, None, &[("pad".into(), "x".repeat(pad))]),
+        );
+        let len = petrel_shards::record::encode_properties(&msg.properties_with_uniq_key()).len();
+        if len >= 32_760 {
+            assert!(len <= 32_767);
+            break msg;
+        }
+        pad += 1;
+    };
+    let ok = Message::new(Bytes::from_static(b"fine"), Default::default());
+    let err = client
+        .send_batch_to(&addr, &q, &[ok.clone(), oversized, ok])
+        .unwrap_err();
+    assert!(
+        err.to_string().starts_with("code 13: properties are"),
+        "{err}"
+    );
+    let max = client
+        .call_fields(
+            &addr,
+            request::GET_MAX_OFFSET,
+            &[("topic", "TBad".into()), ("queueId", "0".into())],
+        )
+        .unwrap();
+    assert_eq!(
+        max.field("offset"),
+        Some("0"),
+        "part of a refused batch was stored"
+    );
+}

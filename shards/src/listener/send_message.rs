@@ -168,13 +168,22 @@ struct Base<'a> {
     store_timestamp: i64,
 }
 
-/// Stores one message; returns where it went, its UNIQ_KEY and its offsetMsgId.
-fn store_one(
+/// One message checked and ready to append: its final property string and UNIQ_KEY.
+struct Ready<'a> {
+    flag: i32,
+    body: &'a [u8],
+    properties: String,
+    uniq: String,
+}
+
+/// Builds the stored property string (UNIQ_KEY if missing, CLUSTER) and checks the record's
+/// limits, without appending anything.
+fn prepare_one<'a>(
     base: &Base<'_>,
     flag: i32,
-    body: &[u8],
+    body: &'a [u8],
     properties: &str,
-) -> Result<(Appended, String, String), String> {
+) -> Result<Ready<'a>, String> {
     let shard = base.shard;
     let mut props = String::with_capacity(properties.len() + 64);
     props.push_str(properties);
@@ -195,33 +204,61 @@ fn store_one(
         property::CLUSTER,
         shard.config.cluster_name
     );
-    let msg = MessageToStore {
-        topic: &base.header.topic,
-        queue_id: base.queue_id,
+    let ready = Ready {
         flag,
-        sys_flag: base.header.sys_flag,
-        born_timestamp: base.header.born_timestamp,
-        born_host: record::normalize_host(base.conn.peer),
-        store_timestamp: base.store_timestamp,
-        store_host: shard.config.advertised_addr,
-        reconsume_times: base.header.reconsume_times,
-        prepared_transaction_offset: 0,
         body,
-        properties: &props,
+        properties: props,
+        uniq,
     };
+    let msg = to_store(base, &ready);
     record::check(&msg).map_err(|e| e.to_string())?;
     if record::encoded_len(&msg) > shard.store.record_bytes_max() {
         return Err(remarks::body_too_large(shard.config.max_message_size));
     }
-    let appended = shard.store.append(&msg);
-    let msg_id = record::offset_msg_id(
-        shard.config.advertised_addr,
-        appended.physical_offset as i64,
-    );
-    Ok((appended, uniq, msg_id))
+    Ok(ready)
 }
 
-/// Stores every message of a batch body in order; all or nothing is validated up front.
+fn to_store<'a>(base: &'a Base<'_>, ready: &'a Ready<'_>) -> MessageToStore<'a> {
+    MessageToStore {
+        topic: &base.header.topic,
+        queue_id: base.queue_id,
+        flag: ready.flag,
+        sys_flag: base.header.sys_flag,
+        born_timestamp: base.header.born_timestamp,
+        born_host: record::normalize_host(base.conn.peer),
+        store_timestamp: base.store_timestamp,
+        store_host: base.shard.config.advertised_addr,
+        reconsume_times: base.header.reconsume_times,
+        prepared_transaction_offset: 0,
+        body: ready.body,
+        properties: &ready.properties,
+    }
+}
+
+/// Appends a prepared message; returns where it went and its offsetMsgId.
+fn append(base: &Base<'_>, ready: &Ready<'_>) -> (Appended, String) {
+    let appended = base.shard.store.append(&to_store(base, ready));
+    let msg_id = record::offset_msg_id(
+        base.shard.config.advertised_addr,
+        appended.physical_offset as i64,
+    );
+    (appended, msg_id)
+}
+
+/// Stores one message; returns where it went, its UNIQ_KEY and its offsetMsgId.
+fn store_one(
+    base: &Base<'_>,
+    flag: i32,
+    body: &[u8],
+    properties: &str,
+) -> Result<(Appended, String, String), String> {
+    let ready = prepare_one(base, flag, body, properties)?;
+    let (appended, msg_id) = append(base, &ready);
+    Ok((appended, ready.uniq, msg_id))
+}
+
+/// Stores every message of a batch body in order. Every message is checked before the first
+/// is appended, so a bad one refuses the whole batch and nothing of it is stored.
 fn store_batch(base: &Base<'_>, body: &[u8]) -> Result<(Appended, String, String), String> {
     if base.header.topic.starts_with("%RETRY%") {
         return Err("batch request does not support retry group".into());
@@ -232,18 +269,25 @@ fn store_batch(base: &Base<'_>, body: &[u8]) -> Result<(Appended, String, String
     if items.is_empty() {
         return Err("bad batch body: no messages".into());
     }
+    let ready: Vec<Ready<'_>> = items
+        .iter()
+        .map(|item| prepare_one(base, item.flag, item.body, item.properties))
+        .collect::<Result<_, _>>()?;
     let mut first: Option<Appended> = None;
     let mut last = None;
     let (mut uniq_keys, mut msg_ids) = (String::new(), String::new());
-    for item in items {
-        let (appended, uniq, msg_id) = store_one(base, item.flag, item.body, item.properties)?;
+    for message in &ready {
+        let (appended, msg_id) = append(base, message);
         first.get_or_insert(appended);
         last = Some(appended);
-        for (list, value) in [(&mut uniq_keys, uniq), (&mut msg_ids, msg_id)] {
+        for (list, value) in [
+            (&mut uniq_keys, message.uniq.as_str()),
+            (&mut msg_ids, msg_id.as_str()),
+        ] {
             if !list.is_empty() {
                 list.push(',');
             }
-            list.push_str(&value);
+            list.push_str(value);
         }
     }
     let first = first.expect("batch has items");
