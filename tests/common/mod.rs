@@ -6,6 +6,10 @@
 )]
 
 use std::io::{BufRead, BufReader};
+
+use petrel::client::{Client, MessageQueue, PullRequest};
+use petrel_shards::broker::metadata::TopicConfig;
+use petrel_shards::remoting::response;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -189,5 +193,55 @@ pub fn eventually<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
             "condition not met within {limit:?}"
         );
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A `petrel standalone` on a fresh temp store, with the test properties plus `extra`.
+pub fn standalone(extra: &[&str]) -> (tempfile::TempDir, Petrel) {
+    let dir = tempfile::tempdir().unwrap();
+    let petrel = Petrel::start("standalone", dir.path(), extra);
+    (dir, petrel)
+}
+
+/// Creates `topic` through the front door and waits until the route shows it.
+pub fn create_topic(client: &mut Client, petrel: &Petrel, topic: &str, queues: i32) {
+    client
+        .create_topic(&petrel.front_door(), &TopicConfig::new(topic, queues, 6))
+        .unwrap();
+    eventually(Duration::from_secs(10), || client.route(topic).ok());
+}
+
+pub fn queue(topic: &str, broker: &str, id: i32) -> MessageQueue {
+    MessageQueue {
+        topic: topic.into(),
+        broker_name: broker.into(),
+        queue_id: id,
+    }
+}
+
+/// Everything in `q` from offset 0 that matches `sub`, through plain pulls.
+pub fn pull_all(
+    client: &mut Client,
+    addr: &str,
+    q: &MessageQueue,
+    sub: &str,
+) -> Vec<petrel::client::MessageExt> {
+    let mut out = Vec::new();
+    let mut offset = 0;
+    loop {
+        let req = PullRequest {
+            group: "G_pull",
+            queue: q,
+            offset,
+            max: 32,
+            subscription: sub,
+            suspend: None,
+        };
+        let r = client.pull(addr, &req).unwrap();
+        if r.code == response::PULL_NOT_FOUND {
+            return out;
+        }
+        out.extend(r.messages);
+        offset = r.next_begin_offset;
     }
 }
