@@ -52,50 +52,45 @@ async fn create_topic(shard: &Shard, cmd: &RemotingCommand) -> RemotingCommand {
         Err(reply) => return reply,
     };
     let shards = shard.config.shard_count;
-    for i in 0..shards {
+    let parts = (0..shards).filter_map(|i| {
         let read = split_queues(topic.read_queue_nums, i, shards);
         let write = split_queues(topic.write_queue_nums, i, shards);
         if read == 0 && write == 0 {
-            continue;
+            return None;
         }
         let mut part = cmd.clone();
         part.ext_fields.insert("readQueueNums", read.to_string());
         part.ext_fields.insert("writeQueueNums", write.to_string());
-        match run_on(shard, i, &part).await {
-            Ok(reply) if reply.code == response::SUCCESS => {}
-            Ok(reply) => {
-                return RemotingCommand {
-                    opaque: cmd.opaque,
-                    ..reply
-                }
-            }
-            Err(e) => {
-                return RemotingCommand::response(response::SYSTEM_ERROR, cmd.opaque)
-                    .with_remark(e.to_string())
-            }
-        }
-    }
-    RemotingCommand::response(response::SUCCESS, cmd.opaque)
+        Some((i, part))
+    });
+    run_each(shard, cmd.opaque, parts.collect()).await
 }
 
-/// Runs `cmd` on every shard (group configuration lives on each); the first failure answers.
+/// Runs `cmd` on every shard (group configuration lives on each).
 async fn on_every_shard(shard: &Shard, cmd: &RemotingCommand) -> RemotingCommand {
-    for i in 0..shard.config.shard_count {
-        match run_on(shard, i, cmd).await {
+    let parts = (0..shard.config.shard_count)
+        .map(|i| (i, cmd.clone()))
+        .collect();
+    run_each(shard, cmd.opaque, parts).await
+}
+
+/// Runs each (shard, command) in turn; the first failure is the answer, else SUCCESS.
+async fn run_each(
+    shard: &Shard,
+    opaque: i32,
+    parts: Vec<(usize, RemotingCommand)>,
+) -> RemotingCommand {
+    for (i, part) in parts {
+        match run_on(shard, i, &part).await {
             Ok(reply) if reply.code == response::SUCCESS => {}
-            Ok(reply) => {
-                return RemotingCommand {
-                    opaque: cmd.opaque,
-                    ..reply
-                }
-            }
+            Ok(reply) => return RemotingCommand { opaque, ..reply },
             Err(e) => {
-                return RemotingCommand::response(response::SYSTEM_ERROR, cmd.opaque)
+                return RemotingCommand::response(response::SYSTEM_ERROR, opaque)
                     .with_remark(e.to_string())
             }
         }
     }
-    RemotingCommand::response(response::SUCCESS, cmd.opaque)
+    RemotingCommand::response(response::SUCCESS, opaque)
 }
 
 async fn all_topic_config(shard: &Shard, cmd: &RemotingCommand) -> RemotingCommand {
