@@ -50,17 +50,9 @@ fn heartbeats_register_consumers_and_notify_members_when_the_group_changes() {
     };
     assert_eq!(notify.code, request::NOTIFY_CONSUMER_IDS_CHANGED);
     assert_eq!(notify.field("consumerGroup"), Some("GH"));
-    let mut ext = ExtFields::new();
-    ext.insert("consumerGroup", "GH");
+    let group = [("consumerGroup", "GH".to_string())];
     let list = client
-        .call(
-            &addr,
-            RemotingCommand::request(
-                request::GET_CONSUMER_LIST_BY_GROUP,
-                ext.clone(),
-                Bytes::new(),
-            ),
-        )
+        .call_fields(&addr, request::GET_CONSUMER_LIST_BY_GROUP, &group)
         .unwrap();
     assert_eq!(
         String::from_utf8_lossy(&list.body),
@@ -71,14 +63,7 @@ fn heartbeats_register_consumers_and_notify_members_when_the_group_changes() {
     drop(second);
     let list = eventually(Duration::from_secs(10), || {
         let l = client
-            .call(
-                &addr,
-                RemotingCommand::request(
-                    request::GET_CONSUMER_LIST_BY_GROUP,
-                    ext.clone(),
-                    Bytes::new(),
-                ),
-            )
+            .call_fields(&addr, request::GET_CONSUMER_LIST_BY_GROUP, &group)
             .unwrap();
         (String::from_utf8_lossy(&l.body) == r#"{"consumerIdList":["c1"]}"#).then_some(l)
     });

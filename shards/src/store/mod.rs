@@ -270,7 +270,7 @@ impl Store {
             .is_some()
     }
 
-    /// Reads one record's store timestamp (for SEARCH_OFFSET_BY_TIMESTAMP and friends).
+    /// Decodes the stored record at `offset` of `size` bytes and hands it to `f`.
     pub fn with_record<R>(
         &self,
         offset: u64,
