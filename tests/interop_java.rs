@@ -219,7 +219,11 @@ fn java_producer_modes_and_push_consumer_round_trip() {
     );
     let all = Driver::start(&["pull", &ns, "GJavaAfterRestart", "JavaT", "90", "70"])
         .finish(Duration::from_secs(120));
-    assert_eq!(all.iter().filter(|l| l.get("body").is_some()).count(), 70);
+    // Distinct IDs: in DefaultLitePullConsumer a pull task started by assign() can race
+    // seekToBegin() and hand one batch over twice; that is the client's doing, not the store's.
+    let after: BTreeSet<&str> = all.iter().filter_map(|l| l["msgId"].as_str()).collect();
+    assert_eq!(after.len(), 70, "every message survives the restart");
+    assert!(sent_ids.iter().all(|id| after.contains(id.as_str())));
 }
 
 #[test]
