@@ -3,7 +3,9 @@
 //! stock client and decodes stored records with the shards' record codec.
 
 pub mod connection;
+mod fastjson;
 mod message;
+pub mod pipeline;
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -224,7 +226,8 @@ impl Client {
         if reply.code != response::SUCCESS {
             return Err(ClientError::broker(reply));
         }
-        serde_json::from_slice(&reply.body).map_err(|e| ClientError::Body(e.to_string()))
+        serde_json::from_slice(&fastjson::quote_integer_keys(&reply.body))
+            .map_err(|e| ClientError::Body(e.to_string()))
     }
 
     pub fn route(&mut self, topic: &str) -> Result<TopicRoute, ClientError> {
