@@ -1,7 +1,120 @@
-//! petrel-bench: the load generator and latency reports (issue 4). Not built yet: this binary
-//! only says so, so that no script mistakes it for a measurement.
+//! petrel-bench: drives any RocketMQ-protocol name server through the wire protocol with
+//! OpenMessaging-style workloads and writes latency histogram reports; compares two targets
+//! round by round; measures this machine's disk and loopback ceilings.
 
-fn main() -> std::process::ExitCode {
-    eprintln!("petrel-bench: the harness is not implemented yet; see README.md (\"What does not work yet\")");
-    std::process::ExitCode::from(2)
+mod ceiling;
+mod collect;
+mod compare;
+mod consumer;
+mod plot;
+mod producer;
+mod report;
+mod run;
+mod setup;
+mod workload;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "petrel-bench", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs a workload against one name server and writes the report to --out.
+    Run {
+        /// The name server, HOST:PORT.
+        #[arg(long)]
+        namesrv: String,
+        /// A workload YAML file (OpenMessaging Benchmark's field names).
+        #[arg(long)]
+        workload: PathBuf,
+        /// The folder for report.json, report.md, *.hgrm and latency.svg.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Runs a workload against A and B alternately, A B A B …, and reports each round's
+    /// ratio A/B and the median ratio.
+    Compare {
+        #[arg(long)]
+        a: String,
+        #[arg(long)]
+        b: String,
+        /// A name for A in the summary.
+        #[arg(long, default_value = "A")]
+        a_label: String,
+        /// A name for B in the summary.
+        #[arg(long, default_value = "B")]
+        b_label: String,
+        #[arg(long)]
+        workload: PathBuf,
+        #[arg(long, default_value_t = 3)]
+        rounds: u32,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Measures this machine's limits: sequential append to --dir (no fsync; fdatasync per
+    /// group) and loopback TCP (streaming; ping-pong latency per message size).
+    Ceiling {
+        /// A folder on the filesystem the broker stores to.
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        /// Message sizes in bytes.
+        #[arg(long, value_delimiter = ',', default_values_t = [100usize, 1024, 65536])]
+        sizes: Vec<usize>,
+        /// Seconds per measurement.
+        #[arg(long, default_value_t = 3.0)]
+        seconds: f64,
+    },
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run {
+            namesrv,
+            workload,
+            out,
+        } => workload::Workload::load(&workload)
+            .and_then(|w| run::run(&namesrv, &w, &out))
+            .map(|r| println!("{}", r.markdown())),
+        Command::Compare {
+            a,
+            b,
+            a_label,
+            b_label,
+            workload,
+            rounds,
+            out,
+        } => workload::Workload::load(&workload).and_then(|w| {
+            let sides = compare::Sides {
+                a: (a_label, a),
+                b: (b_label, b),
+            };
+            compare::compare(&sides, &w, rounds, &out).map(|c| println!("{}", c.markdown()))
+        }),
+        Command::Ceiling {
+            dir,
+            out,
+            sizes,
+            seconds,
+        } => ceiling::measure(&dir, &sizes, seconds)
+            .and_then(|c| c.write(&out).map(|()| println!("{}", c.markdown()))),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("petrel-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

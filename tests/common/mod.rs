@@ -24,6 +24,27 @@ pub struct Petrel {
     stderr: mpsc::Receiver<String>,
 }
 
+/// The `petrel` binary: Cargo's for this package's tests; for the other packages that share
+/// this harness (`#[path]`), the one in the same target directory, which a workspace test run
+/// builds before any test runs.
+pub fn petrel_bin() -> PathBuf {
+    if let Some(bin) = option_env!("CARGO_BIN_EXE_petrel") {
+        return PathBuf::from(bin);
+    }
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps/<test>")
+        .join("petrel");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build -p petrel` (or `cargo test --workspace`) first",
+        bin.display()
+    );
+    bin
+}
+
 /// Properties every test broker gets: any free port, small segments, no pinning (tests run
 /// side by side on two cores).
 pub fn test_properties(store: &Path) -> Vec<String> {
@@ -40,7 +61,7 @@ pub fn test_properties(store: &Path) -> Vec<String> {
 
 /// Runs `petrel <args>` to completion, returning its status and stderr.
 pub fn run_to_exit(args: &[String]) -> (ExitStatus, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_petrel"))
+    let out = Command::new(petrel_bin())
         .args(args)
         .stdin(Stdio::null())
         .output()
@@ -62,7 +83,7 @@ impl Petrel {
             args.push("-p".into());
             args.push(p);
         }
-        let mut child = Command::new(env!("CARGO_BIN_EXE_petrel"))
+        let mut child = Command::new(petrel_bin())
             .args(&args)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
