@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # Starts and stops a reference broker on loopback so the bench harness can compare Petrel with
-# it on the same machine. Today: Apache RocketMQ 5.x (name server + one master broker), fetched
-# from Maven Central into a cache outside the repo. Run with --help for the interface.
+# it on the same machine: Apache RocketMQ 5.x (name server + one master broker), fetched from
+# Maven Central, or rocketmq-rust (its name server + one master broker), built from crates.io;
+# both into a cache outside the repo. Run with --help for the interface.
 set -euo pipefail
 
 PROG="reference-broker.sh"
 REF_ROOT="${PETREL_REFERENCE_HOME:-$HOME/.cache/petrel-reference}"
 APACHE_DIR="$REF_ROOT/apache"     # state dir: install cache, state file, logs
-STATE_FILE="$APACHE_DIR/state.env"
-LOG_DIR="$APACHE_DIR/logs"
+RUST_DIR="$REF_ROOT/rust"         # the same for rocketmq-rust
+# Set by main for the reference it runs (apache or rust).
+IMPL=""
+REF_DIR=""
+STATE_FILE=""
+LOG_DIR=""
 START_TIMEOUT="${PETREL_REFERENCE_START_TIMEOUT:-90}"
 STOP_TIMEOUT="${PETREL_REFERENCE_STOP_TIMEOUT:-30}"
 STORE_PARENT="${PETREL_REFERENCE_STORE_PARENT:-${TMPDIR:-/tmp}}"
@@ -178,6 +183,37 @@ ensure_installed() {
     fi
   done
   die "no Apache RocketMQ 5.x version resolved (tried: ${candidates[*]}); see $APACHE_DIR/<version>/install.log"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Install (rust): cargo install the name server and broker crates once into $RUST_DIR/bin, with
+# their own target dir in $RUST_DIR/target (kept, so a second crate and a rebuild reuse it).
+# ---------------------------------------------------------------------------------------------
+RUST_VERSION="1.0.0"
+RUST_NAMESRV_BIN="$RUST_DIR/bin/rocketmq-namesrv-rust"
+RUST_BROKER_BIN="$RUST_DIR/bin/rocketmq-broker-rust"
+
+# Sets VERSION, building if needed.
+ensure_installed_rust() {
+  local crate bin t0=$SECONDS
+  mkdir -p "$RUST_DIR"
+  VERSION="$RUST_VERSION"
+  [[ -x $RUST_NAMESRV_BIN && -x $RUST_BROKER_BIN ]] && return 0
+  command -v cargo >/dev/null || die "cargo not found: needed once to build rocketmq-rust from crates.io"
+  for crate in rocketmq-namesrv rocketmq-broker; do
+    bin="$RUST_NAMESRV_BIN"
+    [[ $crate == rocketmq-broker ]] && bin="$RUST_BROKER_BIN"
+    [[ -x $bin ]] && continue
+    log "building $crate $RUST_VERSION from crates.io into $RUST_DIR (cargo install, 2 jobs; takes minutes)"
+    if ! CARGO_TARGET_DIR="$RUST_DIR/target" cargo install --locked --version "$RUST_VERSION" \
+      --root "$RUST_DIR" -j 2 "$crate" >"$RUST_DIR/install-$crate.log" 2>&1 </dev/null; then
+      log "cargo install $crate $RUST_VERSION failed; last lines of $RUST_DIR/install-$crate.log:"
+      tail -n 30 "$RUST_DIR/install-$crate.log" >&2
+      exit 1
+    fi
+    [[ -x $bin ]] || die "cargo install $crate succeeded but $bin is missing (see $RUST_DIR/install-$crate.log)"
+  done
+  log "installed rocketmq-rust $RUST_VERSION in $((SECONDS - t0))s ($(du -sh "$RUST_DIR/target" 2>/dev/null | cut -f1) build cache in $RUST_DIR/target)"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -558,6 +594,11 @@ cmd_status() {
 
 cmd_install() {
   local VERSION CLASSPATH_FILE
+  if [[ $IMPL == rust ]]; then
+    ensure_installed_rust
+    echo "$VERSION $RUST_DIR/bin"
+    return 0
+  fi
   ensure_installed
   echo "$VERSION $CLASSPATH_FILE"
 }
@@ -566,20 +607,22 @@ main() {
   (($#)) || { usage >&2; exit 2; }
   case "$1" in
     -h | --help) usage; exit 0 ;;
-    rust) echo "$PROG: rust reference not implemented yet" >&2; exit 2 ;;
-    apache) shift ;;
+    apache) IMPL=apache REF_DIR="$APACHE_DIR"; shift ;;
+    rust) IMPL=rust REF_DIR="$RUST_DIR"; shift ;;
     *) log "unknown reference '$1' (apache or rust)"; usage >&2; exit 2 ;;
   esac
+  STATE_FILE="$REF_DIR/state.env"
+  LOG_DIR="$REF_DIR/logs"
   (($#)) || { usage >&2; exit 2; }
   local cmd="$1"
   shift
   case "$cmd" in
     -h | --help) usage; exit 0 ;;
     start | stop | install)
-      mkdir -p "$APACHE_DIR"
-      # One start/stop/install at a time.
-      exec 9>"$APACHE_DIR/.lock"
-      flock -w 600 9 || die "another $PROG run holds $APACHE_DIR/.lock"
+      mkdir -p "$REF_DIR"
+      # One start/stop/install at a time (per reference: apache and rust can run side by side).
+      exec 9>"$REF_DIR/.lock"
+      flock -w 600 9 || die "another $PROG run holds $REF_DIR/.lock"
       "cmd_$cmd" "$@"
       ;;
     status) cmd_status "$@" ;;
