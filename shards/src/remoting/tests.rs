@@ -60,6 +60,36 @@ fn tolerates_missing_flag_version_and_string_numbers() {
 }
 
 #[test]
+fn reads_odd_but_valid_headers_the_lenient_way() {
+    let header = br#"{"code":10,"language":12,"opaque":1,"remark":42,"unknown":{"x":[1]},"extFields":{"a":null,"b":1.5,"c":[1,"x"],"d":{"k":true},"e":"1","e":"2"},"flag":null}"#;
+    let cmd = decode_one(&frame_of(0, header, b""));
+    assert_eq!(cmd.language.name(), "RUST");
+    assert_eq!(cmd.remark.as_deref(), Some("42"));
+    assert_eq!(cmd.flag, 0);
+    assert_eq!(cmd.field("a"), None);
+    assert_eq!(cmd.field("b"), Some("1.5"));
+    assert_eq!(cmd.field("c"), Some(r#"[1,"x"]"#));
+    assert_eq!(cmd.field("d"), Some(r#"{"k":true}"#));
+    assert_eq!(cmd.field("e"), Some("2"), "the last of two equal keys wins");
+    let no_ext = decode_one(&frame_of(0, br#"{"code":1,"extFields":null}"#, b""));
+    assert!(no_ext.ext_fields.is_empty());
+    for bad in [
+        &br#"{"code":1,"extFields":"x"}"#[..],
+        br#"{"code":"one"}"#,
+        br#"{"code":4294967296}"#,
+        br#"[1,2]"#,
+        br#"{"code":1} trailing"#,
+    ] {
+        let frame = frame_of(0, bad, b"");
+        assert!(
+            matches!(decode(&frame, 1 << 20), Ok(Decoded::Malformed { .. })),
+            "{}",
+            String::from_utf8_lossy(bad)
+        );
+    }
+}
+
+#[test]
 fn encodes_compact_json_with_string_ext_values() {
     let cmd = RemotingCommand::response(response::SUCCESS, 5)
         .with_field("queueId", 3)
