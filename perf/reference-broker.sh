@@ -219,15 +219,21 @@ ensure_installed_rust() {
 # ---------------------------------------------------------------------------------------------
 # Processes
 # ---------------------------------------------------------------------------------------------
-# True if pid is alive and is one of ours (its command line carries the store marker), so a
-# recycled pid is never signalled.
+# True if pid is alive and is one of ours (its command line carries the store marker: the JVMs'
+# -Dpetrel.reference.store=..., or its environment: the rust binaries'
+# PETREL_REFERENCE_STORE=..., as they take no free-form argument), so a recycled pid is never
+# signalled.
 is_ours() {
   local pid="$1" marker="$2"
-  local args
-  [[ -n $pid && -n $marker && -r /proc/$pid/cmdline ]] || return 1
-  # No pipe into grep -q here: under pipefail an early grep exit fails the pipeline (SIGPIPE).
-  args="$(tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null)" || return 1
-  [[ $'\n'$args$'\n' == *$'\n'"$marker"$'\n'* ]]
+  local args f
+  [[ -n $pid && -n $marker ]] || return 1
+  for f in cmdline environ; do
+    [[ -r /proc/$pid/$f ]] || continue
+    # No pipe into grep -q here: under pipefail an early grep exit fails the pipeline (SIGPIPE).
+    args="$(tr '\0' '\n' <"/proc/$pid/$f" 2>/dev/null)" || continue
+    [[ $'\n'$args$'\n' == *$'\n'"$marker"$'\n'* ]] && return 0
+  done
+  return 1
 }
 
 # True while pid exists and is not a zombie (the JVMs are our children until this script exits,
@@ -255,6 +261,7 @@ write_state() {
     printf 'BROKER_PORT=%q\n' "$BROKER_PORT"
     printf 'VERSION=%q\n' "$VERSION"
     printf 'FLUSH=%q\n' "$FLUSH"
+    printf 'MICRO_BATCH=%q\n' "${MICRO_BATCH:-}"
     printf 'READY_JSON=%q\n' "${READY_JSON:-}"
   } >"$STATE_FILE.tmp"
   mv "$STATE_FILE.tmp" "$STATE_FILE"
@@ -288,7 +295,7 @@ stop_pid() {
 
 remove_store() {
   local dir="$1"
-  [[ -n $dir && $dir == */petrel-reference-apache.* ]] || return 0
+  [[ -n $dir && ( $dir == */petrel-reference-apache.* || $dir == */petrel-reference-rust.* ) ]] || return 0
   rm -rf -- "$dir"
 }
 

@@ -25,6 +25,44 @@ struct Cli {
     command: Command,
 }
 
+/// Changes to the workload file for one invocation (recorded in the report's workload).
+#[derive(clap::Args, Clone)]
+struct Overrides {
+    /// Replaces `producerRate` (msg/s over all producers; 0 = max rate).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Replaces `testDurationMinutes`, in seconds.
+    #[arg(long)]
+    duration_secs: Option<f64>,
+    /// Replaces `warmupDurationMinutes`, in seconds.
+    #[arg(long)]
+    warmup_secs: Option<f64>,
+    /// Replaces `inFlight`.
+    #[arg(long)]
+    in_flight: Option<u32>,
+}
+
+impl Overrides {
+    fn load(&self, path: &std::path::Path) -> anyhow::Result<workload::Workload> {
+        let mut w = workload::Workload::load(path)?;
+        if let Some(rate) = self.rate {
+            w.producer_rate = rate;
+        }
+        if let Some(secs) = self.duration_secs {
+            w.test_duration_minutes = secs / 60.0;
+        }
+        if let Some(secs) = self.warmup_secs {
+            w.warmup_duration_minutes = secs / 60.0;
+        }
+        if self.in_flight.is_some() {
+            w.in_flight = self.in_flight;
+        }
+        w.validate()
+            .map_err(|e| e.context(format!("workload {} with the overrides", path.display())))?;
+        Ok(w)
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Runs a workload against one name server and writes the report to --out.
@@ -38,6 +76,8 @@ enum Command {
         /// The folder for report.json, report.md, *.hgrm and latency.svg.
         #[arg(long)]
         out: PathBuf,
+        #[command(flatten)]
+        overrides: Overrides,
     },
     /// Runs a workload against A and B alternately, A B A B …, and reports each round's
     /// ratio A/B and the median ratio.
@@ -58,6 +98,8 @@ enum Command {
         rounds: u32,
         #[arg(long)]
         out: PathBuf,
+        #[command(flatten)]
+        overrides: Overrides,
     },
     /// Measures this machine's limits: sequential append to --dir (no fsync; fdatasync per
     /// group) and loopback TCP (streaming; ping-pong latency per message size).
@@ -84,7 +126,9 @@ fn main() -> ExitCode {
             namesrv,
             workload,
             out,
-        } => workload::Workload::load(&workload)
+            overrides,
+        } => overrides
+            .load(&workload)
             .and_then(|w| run::run(&namesrv, &w, &out))
             .map(|r| println!("{}", r.markdown())),
         Command::Compare {
@@ -95,7 +139,8 @@ fn main() -> ExitCode {
             workload,
             rounds,
             out,
-        } => workload::Workload::load(&workload).and_then(|w| {
+            overrides,
+        } => overrides.load(&workload).and_then(|w| {
             let sides = compare::Sides {
                 a: (a_label, a),
                 b: (b_label, b),

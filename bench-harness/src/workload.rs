@@ -79,7 +79,7 @@ impl Workload {
         Ok(w)
     }
 
-    fn validate(&self) -> anyhow::Result<()> {
+    pub fn validate(&self) -> anyhow::Result<()> {
         let positive = [
             ("topics", self.topics),
             ("partitionsPerTopic", self.partitions_per_topic),
