@@ -69,7 +69,7 @@ fn prepare(
     } else {
         header.queue_id
     };
-    if queue_id >= topic.queue_count() {
+    if queue_id >= topic.queue_count {
         let remark =
             remarks::queue_id_illegal(queue_id, &header.topic, topic.write_queue_nums, conn.peer);
         return Err(fail(cmd, response::INVALID_PARAMETER, remark));
@@ -126,10 +126,28 @@ fn prepare(
     Ok((reply, appended.end))
 }
 
+/// What a send needs of its topic's config; copied out so that nothing is cloned per message.
+#[derive(Clone, Copy)]
+struct SendTarget {
+    perm: i32,
+    write_queue_nums: i32,
+    queue_count: i32,
+}
+
+impl SendTarget {
+    fn of(topic: &TopicConfig) -> SendTarget {
+        SendTarget {
+            perm: topic.perm,
+            write_queue_nums: topic.write_queue_nums,
+            queue_count: topic.queue_count(),
+        }
+    }
+}
+
 /// The topic's config, auto-creating it from TBW102 or as a retry topic (spec §4.2 step 4).
-fn topic_for_send(shard: &Shard, header: &SendMessageHeader) -> Result<TopicConfig, String> {
+fn topic_for_send(shard: &Shard, header: &SendMessageHeader) -> Result<SendTarget, String> {
     if let Some(topic) = shard.meta.borrow().topic(&header.topic) {
-        return Ok(topic.clone());
+        return Ok(SendTarget::of(topic));
     }
     let created = if header.topic.starts_with("%RETRY%") {
         Some(TopicConfig::new(&header.topic, 1, perm::READ_WRITE))
@@ -156,8 +174,9 @@ fn topic_for_send(shard: &Shard, header: &SendMessageHeader) -> Result<TopicConf
         topic.topic_name,
         topic.write_queue_nums
     );
-    shard.put_topic(topic.clone());
-    Ok(topic)
+    let target = SendTarget::of(&topic);
+    shard.put_topic(topic);
+    Ok(target)
 }
 
 struct Base<'a> {
