@@ -11,6 +11,7 @@ APACHE_DIR="$REF_ROOT/apache"     # state dir: install cache, state file, logs
 RUST_DIR="$REF_ROOT/rust"         # the same for rocketmq-rust
 # Set by main for the reference it runs (apache or rust).
 IMPL=""
+REF_NAME=""
 REF_DIR=""
 STATE_FILE=""
 LOG_DIR=""
@@ -25,7 +26,10 @@ Usage: $PROG apache start [--flush ASYNC_FLUSH|SYNC_FLUSH] [-p key=value]...
        $PROG apache stop
        $PROG apache status
        $PROG apache install
-       $PROG rust ...            (not implemented yet: exits 2)
+       $PROG rust start [--flush ASYNC_FLUSH|SYNC_FLUSH] [--micro-batch on|off] [-p key=value]...
+       $PROG rust stop
+       $PROG rust status
+       $PROG rust install
        $PROG -h | --help
 
 apache start   Installs Apache RocketMQ 5.x from Maven Central once (newest 5.x release whose
@@ -50,13 +54,46 @@ apache status  Prints "running" and the READY JSON (exit 0), "not running" (exit
                "degraded" when only one of the two processes is alive (exit 1).
 apache install Only installs (resolves the classpath); prints the version.
 
-State dir:  ${APACHE_DIR}
+rust start     Builds rocketmq-rust ${RUST_VERSION} once (crates.io rocketmq-namesrv and
+               rocketmq-broker with cargo install --locked -j 2; about 25 minutes on 2 cores
+               here), then, as apache start, starts its name server (rocketmq-namesrv-rust)
+               and one ASYNC_MASTER broker (rocketmq-broker-rust, broker-a in DefaultCluster)
+               on 127.0.0.1 with free ports and a fresh temp store, waits for the TBW102 route
+               and prints one line on stdout:
+                 REFERENCE READY {"namesrvAddr":..,"brokerAddr":..,"version":"${RUST_VERSION}",
+                   "flushDiskType":..,"commitLogMicroBatchEnabled":true|false,"stateDir":..,
+                   "storeDir":..,"impl":"rocketmq-rust"}
+               (flushDiskType and commitLogMicroBatchEnabled as the broker itself reads its
+               config file). --flush defaults to ASYNC_FLUSH. --micro-batch sets the store's
+               commitLogMicroBatchEnabled; without it the crate's default applies, which is
+               on: the CommitLog append sequencer then waits up to
+               commitLogMicroBatchMaxWaitMicros (50) for more requests whenever a batch is not
+               full, which tokio's 1 ms timer rounds up to about 1 ms per lone append; off
+               appends each request on its own.
+               The config is a generated TOML file ([broker], [store]). Each -p key=value goes
+               into it (later keys win): a dotted key names the TOML path
+               (store.commitLogMicroBatchMaxWaitMicros=0); a Java name is mapped as the
+               crate's properties converter maps it (brokerName, brokerIP1, bindAddress, ...);
+               any other key lands in [broker] or, if the broker rejects it there, in [store].
+               true, false and integers are typed, other values are strings. Already running,
+               failure: as apache start.
+rust stop      As apache stop (SIGTERM starts rocketmq-rust's graceful shutdown).
+rust status    As apache status.
+rust install   Only installs (builds both binaries unless present); prints the version.
+
+State dirs: ${APACHE_DIR}
             (\$PETREL_REFERENCE_HOME/apache): Maven repository and classpath per version,
             state.env (pids, ports, dirs), logs/ (process output, GC logs, RocketMQ's own
             logs: rocketmqlogs/ the broker's, namesrv-rocketmqlogs/ the name server's; kept
             after stop, cleared at the next start).
+            ${RUST_DIR}
+            (\$PETREL_REFERENCE_HOME/rust): bin/ (the binaries), target/ (cargo's build
+            cache), install-*.log, state.env, logs/ (namesrv.out and broker.out, the
+            processes' only logs; broker-config.out, the broker's effective config). The two
+            references keep separate state and can run at the same time.
 Store:      a fresh mktemp dir under PETREL_REFERENCE_STORE_PARENT (default \${TMPDIR:-/tmp}),
-            which also holds the JVMs' user.home and java.io.tmpdir; removed by stop.
+            which also holds the JVMs' user.home and java.io.tmpdir (rust: HOME and
+            ROCKETMQ_HOME with the generated config files); removed by stop.
 JVM options: PETREL_REFERENCE_BROKER_JVM / PETREL_REFERENCE_NAMESRV_JVM replace the default
             tuning options (see the comments in this script); JAVA_HOME picks the java.
 EOF
@@ -204,7 +241,7 @@ ensure_installed_rust() {
     bin="$RUST_NAMESRV_BIN"
     [[ $crate == rocketmq-broker ]] && bin="$RUST_BROKER_BIN"
     [[ -x $bin ]] && continue
-    log "building $crate $RUST_VERSION from crates.io into $RUST_DIR (cargo install, 2 jobs; takes minutes)"
+    log "building $crate $RUST_VERSION from crates.io into $RUST_DIR (cargo install, 2 jobs; about 25 min on 2 cores)"
     if ! CARGO_TARGET_DIR="$RUST_DIR/target" cargo install --locked --version "$RUST_VERSION" \
       --root "$RUST_DIR" -j 2 "$crate" >"$RUST_DIR/install-$crate.log" 2>&1 </dev/null; then
       log "cargo install $crate $RUST_VERSION failed; last lines of $RUST_DIR/install-$crate.log:"
@@ -230,7 +267,7 @@ is_ours() {
   for f in cmdline environ; do
     [[ -r /proc/$pid/$f ]] || continue
     # No pipe into grep -q here: under pipefail an early grep exit fails the pipeline (SIGPIPE).
-    args="$(tr '\0' '\n' <"/proc/$pid/$f" 2>/dev/null)" || continue
+    args="$(tr '\0' '\n' 2>/dev/null <"/proc/$pid/$f")" || continue
     [[ $'\n'$args$'\n' == *$'\n'"$marker"$'\n'* ]] && return 0
   done
   return 1
@@ -412,67 +449,29 @@ json_str() {
 POLL_PID=""
 
 start_failed() {
-  local why="$1" f
+  local why="$1" f files
   [[ -z $POLL_PID ]] || kill "$POLL_PID" 2>/dev/null || true
   log "start failed: $why"
-  for f in "$LOG_DIR/namesrv.out" "$LOG_DIR/broker.out" "$LOG_DIR/rocketmqlogs/broker.log"; do
+  files=("$LOG_DIR/namesrv.out" "$LOG_DIR/broker.out" "$LOG_DIR/rocketmqlogs/broker.log")
+  if [[ $IMPL == rust ]]; then
+    # The broker's config check runs before anything starts: only of interest if it failed.
+    files=("$LOG_DIR/namesrv.out" "$LOG_DIR/broker.out")
+    [[ -n ${NAMESRV_PID:-} ]] || files=("$LOG_DIR/broker-config.out" "${files[@]}")
+  fi
+  for f in "${files[@]}"; do
     if [[ -s $f ]]; then
       log "---- last lines of $f"
-      tail -n 25 "$f" >&2
+      # rocketmq-rust colours its console log and has no switch for it: strip the escapes.
+      tail -n 25 "$f" | sed $'s/\x1b\\[[0-9;]*m//g' >&2
     fi
   done
   teardown
-  die "Apache RocketMQ did not start; logs kept in $LOG_DIR"
+  die "$REF_NAME did not start; logs kept in $LOG_DIR"
 }
 
-cmd_start() {
-  local want_flush="ASYNC_FLUSH" props=()
-  while (($#)); do
-    case "$1" in
-      --flush) (($# >= 2)) || die "--flush needs ASYNC_FLUSH or SYNC_FLUSH"; want_flush="$2"; shift 2 ;;
-      --flush=*) want_flush="${1#--flush=}"; shift ;;
-      -p) (($# >= 2)) || die "-p needs key=value"; props+=("$2"); shift 2 ;;
-      -h | --help) usage; exit 0 ;;
-      *) die "apache start: unknown argument '$1' (see --help)" ;;
-    esac
-  done
-  case "$want_flush" in
-    ASYNC_FLUSH | SYNC_FLUSH) ;;
-    *) die "--flush must be ASYNC_FLUSH or SYNC_FLUSH, not '$want_flush'" ;;
-  esac
-  local p
-  for p in "${props[@]+"${props[@]}"}"; do
-    [[ $p == ?*=* ]] || die "-p expects key=value, got '$p'"
-  done
-  command -v "$JAVA" >/dev/null || die "java not found ($JAVA)"
-  command -v python3 >/dev/null || die "python3 not found (used to pick ports and poll the route)"
-
-  local STORE_DIR="" MARKER="" NAMESRV_PID="" BROKER_PID="" NAMESRV_PORT="" BROKER_PORT="" VERSION="" FLUSH="" READY_JSON=""
-  if load_state; then
-    if is_ours "${BROKER_PID:-}" "$MARKER" || is_ours "${NAMESRV_PID:-}" "$MARKER"; then
-      log "apache reference broker is already running (broker pid ${BROKER_PID:-?}, namesrv pid ${NAMESRV_PID:-?}); run '$PROG apache stop' first"
-      [[ -z ${READY_JSON:-} ]] || log "running: $READY_JSON"
-      exit 1
-    fi
-    log "cleaning up a stale state (processes gone)"
-    teardown
-  fi
-
-  local CLASSPATH_FILE
-  ensure_installed
-
-  local t0=$SECONDS
-  FLUSH="$want_flush" NAMESRV_PID="" BROKER_PID="" READY_JSON=""
-  mkdir -p "$STORE_PARENT"
-  STORE_DIR="$(mktemp -d "$STORE_PARENT/petrel-reference-apache.XXXXXX")"
-  MARKER="-Dpetrel.reference.store=$STORE_DIR"
-  read -r NAMESRV_PORT BROKER_PORT < <(pick_ports) || { remove_store "$STORE_DIR"; die "could not pick free ports"; }
-  [[ -n ${BROKER_PORT:-} ]] || { remove_store "$STORE_DIR"; die "could not pick free ports"; }
-  write_state
-  # Interrupted half-way: stop what was started rather than leave it to a later stop.
-  trap 'trap - INT TERM; start_failed "interrupted"' INT TERM
-
-  rm -rf "$LOG_DIR"
+# Starts Apache RocketMQ's name server and broker. Uses cmd_start's locals (STORE_DIR, ports,
+# props, t0, deadline, ready_json), as the rust variant below does.
+launch_apache() {
   mkdir -p "$LOG_DIR/rocketmqlogs" "$LOG_DIR/namesrv-rocketmqlogs" "$STORE_DIR/home/logs" \
     "$STORE_DIR/namesrv-home/logs" "$STORE_DIR/tmp" "$STORE_DIR/store/commitlog" "$STORE_DIR/rocketmq-home/conf"
   # RocketMQ writes its logs to ${user.home}/logs/rocketmqlogs: keep them in the state dir. The
@@ -481,7 +480,7 @@ cmd_start() {
   ln -s "$LOG_DIR/rocketmqlogs" "$STORE_DIR/home/logs/rocketmqlogs"
   ln -s "$LOG_DIR/namesrv-rocketmqlogs" "$STORE_DIR/namesrv-home/logs/rocketmqlogs"
 
-  local conf="$STORE_DIR/rocketmq-home/conf"
+  local conf="$STORE_DIR/rocketmq-home/conf" p
   cat >"$conf/namesrv.conf" <<EOF
 listenPort=$NAMESRV_PORT
 bindAddress=127.0.0.1
@@ -527,7 +526,7 @@ EOF
   write_state
 
   # One deadline for the whole start-up: the name server's boot, then the broker's route.
-  local deadline=$((SECONDS + START_TIMEOUT))
+  deadline=$((SECONDS + START_TIMEOUT))
   until grep -q 'boot success' "$LOG_DIR/namesrv.out" 2>/dev/null; do
     alive "$NAMESRV_PID" || start_failed "the name server exited"
     ((SECONDS < deadline)) || start_failed "the name server did not boot in ${START_TIMEOUT}s"
@@ -543,6 +542,349 @@ EOF
   BROKER_PID=$!
   write_state
 
+  ready_json="{\"namesrvAddr\":\"127.0.0.1:$NAMESRV_PORT\",\"brokerAddr\":\"127.0.0.1:$BROKER_PORT\",\"version\":\"$VERSION\",\"flushDiskType\":\"$FLUSH\",\"jvm\":$(json_str "${broker_jvm[*]}"),\"stateDir\":$(json_str "$APACHE_DIR"),\"namesrvJvm\":$(json_str "${namesrv_jvm[*]}"),\"storeDir\":$(json_str "$STORE_DIR")}"
+}
+
+# ---------------------------------------------------------------------------------------------
+# rocketmq-rust configuration (read from the 1.0.0 crates' sources):
+#  - Name server (rocketmq-namesrv, src/bin/namesrv_bootstrap_server.rs): -c FILE, read with the
+#    `config` crate, so the format follows the extension (TOML here). Keys: NamesrvConfig's
+#    camelCase aliases (src/config.rs: rocketmqHome, kvConfigPath, configStorePath, ...) plus the
+#    transport's listenPort and bindAddress (RuntimeTransportOverrides; default 0.0.0.0:9876).
+#    kvConfigPath and configStorePath default to ~/rocketmq-namesrv/: moved into the store.
+#  - Broker (rocketmq-broker, src/command.rs, src/bin/broker_bootstrap_server.rs): -c FILE,
+#    canonical TOML (.toml) or Java properties (.conf/.properties, converted). TOML is used
+#    because the converter has no key for the listener's bind address. Sections
+#    (src/config/raw.rs, all deny unknown keys): [broker] = BrokerConfig
+#    (src/config/broker_config.rs: brokerIp1, listenPort, namesrvAddr, storePathRootDir,
+#    autoCreateTopicEnable, [broker.brokerIdentity] brokerName/brokerClusterName/brokerId,
+#    [broker.brokerServerConfig] bindAddress) and [store] = rocketmq-store's MessageStoreConfig
+#    (src/config/message_store_config.rs: brokerRole, flushDiskType, storePathRootDir,
+#    storePathCommitLog, deleteWhen, fileReservedTime, haListenAddress, haListenPort,
+#    commitLogMicroBatchEnabled). -n ADDR overrides namesrvAddr. The HA port does not follow
+#    listenPort as in Java (default 10912): set to listenPort+1 on 127.0.0.1.
+#  - Both need ROCKETMQ_HOME (else the working directory) and keep defaults under $HOME, which
+#    points into the store. Logs go to stdout only (no file logging by default). SIGTERM starts
+#    a graceful shutdown bounded by ROCKETMQ_SHUTDOWN_TIMEOUT_SECONDS (default 45).
+#  - commitLogMicroBatchEnabled (default true; maxItems 32, maxBytes 1 MiB, maxWaitMicros 50):
+#    the CommitLog append sequencer waits up to maxWait for adjacent requests whenever a batch is
+#    not full; tokio's timer has 1 ms resolution, so a lone append waits about 1 ms
+#    (rocketmq-store-local src/commit_log/append/sequencer.rs). off = one request per batch.
+# ---------------------------------------------------------------------------------------------
+
+# Writes the broker's TOML file $1 for binary $2 from the base settings ("path=value") given
+# before "--" and the -p overrides after it. A -p key is a dotted path (store.haSendHeartbeatInterval),
+# a Java name the crate's own properties converter maps elsewhere (brokerName, brokerClusterName,
+# brokerId, brokerIP1, brokerIP2, bindAddress, storePathRootDir, logFilter), a key already set, or else
+# goes into [broker] or, if the broker's parser rejects it there, [store]: the converter's order,
+# tried with the broker itself (-p prints the config and exits, opening nothing). Values: true,
+# false and plain integers are typed, the rest are strings (a typed value the parser rejects is
+# retried as a string).
+write_rust_broker_conf() {
+  python3 - "$@" <<'EOF'
+import json, os, re, subprocess, sys, tempfile
+
+out, binary = sys.argv[1], sys.argv[2]
+base, props = [], []
+dest = base
+for a in sys.argv[3:]:
+    if a == "--" and dest is base:
+        dest = props
+        continue
+    dest.append(a)
+
+JAVA = {
+    "brokerName": [["broker", "brokerIdentity", "brokerName"]],
+    "brokerClusterName": [["broker", "brokerIdentity", "brokerClusterName"]],
+    "brokerId": [["broker", "brokerIdentity", "brokerId"]],
+    "brokerIP1": [["broker", "brokerIp1"]],
+    "brokerIP2": [["broker", "brokerIp2"]],
+    "bindAddress": [["broker", "brokerServerConfig", "bindAddress"]],
+    "storePathRootDir": [["broker", "storePathRootDir"], ["store", "storePathRootDir"]],
+    "logFilter": [["logFilter"]],
+}
+
+def typed(v):
+    if v in ("true", "false"):
+        return v == "true"
+    if re.fullmatch(r"-?(0|[1-9][0-9]*)", v):
+        return int(v)
+    return v
+
+def toml_value(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    return json.dumps(v)
+
+def toml_key(k):
+    return k if re.fullmatch(r"[A-Za-z0-9_-]+", k) else json.dumps(k)
+
+def render(conf):
+    lines = []
+    def emit(table, path):
+        scalars = [(k, v) for k, v in table.items() if not isinstance(v, dict)]
+        tables = [(k, v) for k, v in table.items() if isinstance(v, dict)]
+        if path and scalars:
+            lines.append("[" + ".".join(toml_key(p) for p in path) + "]")
+        for k, v in scalars:
+            lines.append(f"{toml_key(k)} = {toml_value(v)}")
+        for k, v in tables:
+            emit(v, path + [k])
+    emit(conf, [])
+    return "\n".join(lines) + "\n"
+
+def put(conf, path, value):
+    for p in path[:-1]:
+        conf = conf.setdefault(p, {})
+        if not isinstance(conf, dict):
+            sys.exit(f"-p {'.'.join(path)}: {p} is a value, not a section")
+    if isinstance(conf.get(path[-1]), dict):
+        sys.exit(f"-p {'.'.join(path)}: is a section, not a value")
+    conf[path[-1]] = value
+
+def set_paths(conf, key):
+    hits = []
+    def walk(table, path):
+        for k, v in table.items():
+            if isinstance(v, dict):
+                walk(v, path + [k])
+            elif k == key:
+                hits.append(path + [k])
+    walk(conf, [])
+    return hits
+
+def accepted(conf):
+    fd, name = tempfile.mkstemp(suffix=".toml", dir=os.path.dirname(out))
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(render(conf))
+        r = subprocess.run([binary, "-c", name, "-p"], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, text=True, timeout=60)
+        lines = [l for l in re.sub(r"\x1b\[[0-9;]*m", "", r.stderr).splitlines() if l.strip()]
+        return r.returncode == 0, (lines[-1].strip() if lines else f"exit {r.returncode}")
+    finally:
+        os.unlink(name)
+
+conf = {}
+for item in base:
+    k, v = item.split("=", 1)
+    put(conf, k.split("."), typed(v))
+
+for item in props:
+    k, v = item.split("=", 1)
+    paths = [k.split(".")] if "." in k else JAVA.get(k) or set_paths(conf, k)
+    if paths:
+        for p in paths:
+            put(conf, p, typed(v))
+        continue
+    why = ""
+    found = None
+    for section in ("broker", "store"):
+        for value in dict.fromkeys([typed(v), v]):
+            trial = json.loads(json.dumps(conf))
+            put(trial, [section, k], value)
+            ok, why = accepted(trial)
+            if ok:
+                found = trial
+                break
+        if found:
+            break
+    if not found:
+        sys.exit(f"-p {k}={v}: neither [broker] nor [store] of the broker accepts it (its last error: {why})")
+    conf = found
+
+with open(out, "w") as f:
+    f.write(render(conf))
+EOF
+}
+
+# True once something accepts TCP connections on 127.0.0.1:$1.
+port_open() {
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# Starts rocketmq-rust's name server and broker (see the configuration notes above).
+launch_rust() {
+  local home="$STORE_DIR/rocketmq-home"
+  local conf="$home/conf"
+  mkdir -p "$LOG_DIR" "$conf" "$STORE_DIR/home" "$STORE_DIR/namesrv-home" "$STORE_DIR/namesrv" \
+    "$STORE_DIR/store/commitlog"
+  cat >"$conf/namesrv.toml" <<EOF
+rocketmqHome = $(json_str "$home")
+kvConfigPath = $(json_str "$STORE_DIR/namesrv/kvConfig.json")
+configStorePath = $(json_str "$STORE_DIR/namesrv/rocketmq-namesrv.properties")
+listenPort = $NAMESRV_PORT
+bindAddress = "127.0.0.1"
+EOF
+  # As the apache broker.conf (cluster, name, id, role, deleteWhen, fileReservedTime, loopback,
+  # ports, the temp store, auto-creation of topics), plus the HA listener and micro-batching.
+  local base=(
+    "broker.brokerIdentity.brokerClusterName=DefaultCluster"
+    "broker.brokerIdentity.brokerName=broker-a"
+    "broker.brokerIdentity.brokerId=0"
+    "broker.brokerServerConfig.bindAddress=127.0.0.1"
+    "broker.brokerIp1=127.0.0.1"
+    "broker.listenPort=$BROKER_PORT"
+    "broker.namesrvAddr=127.0.0.1:$NAMESRV_PORT"
+    "broker.storePathRootDir=$STORE_DIR/store"
+    "broker.autoCreateTopicEnable=true"
+    "store.brokerRole=ASYNC_MASTER"
+    "store.flushDiskType=$FLUSH"
+    "store.deleteWhen=04"
+    "store.fileReservedTime=48"
+    "store.storePathRootDir=$STORE_DIR/store"
+    "store.storePathCommitLog=$STORE_DIR/store/commitlog"
+    "store.haListenAddress=127.0.0.1"
+    "store.haListenPort=$((BROKER_PORT + 1))"
+  )
+  case "$want_micro" in
+    on) base+=("store.commitLogMicroBatchEnabled=true") ;;
+    off) base+=("store.commitLogMicroBatchEnabled=false") ;;
+  esac
+  ROCKETMQ_HOME="$home" HOME="$STORE_DIR/home" write_rust_broker_conf "$conf/broker.toml" "$RUST_BROKER_BIN" \
+    "${base[@]}" -- "${props[@]+"${props[@]}"}" 2>"$LOG_DIR/broker-config.out" \
+    || start_failed "the broker configuration was rejected: $(tail -n 1 "$LOG_DIR/broker-config.out")"
+  # The broker's own reading of the final file (-p: print all items and exit): validates it and
+  # gives the effective values for the READY line. The file goes into the log too, as the store
+  # (and the file with it) is removed on failure and the broker's error names no key.
+  {
+    echo "---- $conf/broker.toml"
+    cat "$conf/broker.toml"
+    echo "---- $RUST_BROKER_BIN -c $conf/broker.toml -p"
+  } >>"$LOG_DIR/broker-config.out"
+  ROCKETMQ_HOME="$home" HOME="$STORE_DIR/home" "$RUST_BROKER_BIN" -c "$conf/broker.toml" -p \
+    >>"$LOG_DIR/broker-config.out" 2>&1 </dev/null 9>&- \
+    || start_failed "the broker rejected its config file (rocketmq-rust's error names no key: check the -p values' types)"
+  local eff_flush eff_micro
+  eff_flush="$(sed -n 's/^ *flushDiskType: *//p' "$LOG_DIR/broker-config.out" | tail -n 1)"
+  eff_micro="$(sed -n 's/^ *commitLogMicroBatchEnabled: *//p' "$LOG_DIR/broker-config.out" | tail -n 1)"
+  [[ $eff_micro == true || $eff_micro == false ]] \
+    || start_failed "the broker's printed config has no commitLogMicroBatchEnabled (see $LOG_DIR/broker-config.out)"
+  [[ -n $eff_flush ]] || eff_flush="$FLUSH"
+  MICRO_BATCH="$eff_micro"
+
+  log "starting rocketmq-rust $VERSION name server on 127.0.0.1:$NAMESRV_PORT (store $STORE_DIR)"
+  PETREL_REFERENCE_STORE="$STORE_DIR" ROCKETMQ_HOME="$home" HOME="$STORE_DIR/namesrv-home" \
+    setsid "$RUST_NAMESRV_BIN" -c "$conf/namesrv.toml" >"$LOG_DIR/namesrv.out" 2>&1 </dev/null 9>&- &
+  NAMESRV_PID=$!
+  write_state
+
+  # One deadline for the whole start-up: the name server's listener, then the broker's route.
+  deadline=$((SECONDS + START_TIMEOUT))
+  until port_open "$NAMESRV_PORT"; do
+    alive "$NAMESRV_PID" || { exited_process; start_failed "$EXITED"; }
+    ((SECONDS < deadline)) || start_failed "the name server did not listen on 127.0.0.1:$NAMESRV_PORT in ${START_TIMEOUT}s"
+    sleep 0.1
+  done
+  is_ours "$NAMESRV_PID" "$MARKER" || start_failed "pid $NAMESRV_PID is not the name server"
+  log "name server up after $((SECONDS - t0))s"
+
+  log "starting broker on 127.0.0.1:$BROKER_PORT (flushDiskType=$eff_flush, commitLogMicroBatchEnabled=$eff_micro)"
+  PETREL_REFERENCE_STORE="$STORE_DIR" ROCKETMQ_HOME="$home" HOME="$STORE_DIR/home" \
+    setsid "$RUST_BROKER_BIN" -c "$conf/broker.toml" -n "127.0.0.1:$NAMESRV_PORT" \
+    >"$LOG_DIR/broker.out" 2>&1 </dev/null 9>&- &
+  BROKER_PID=$!
+  write_state
+
+  ready_json="{\"namesrvAddr\":\"127.0.0.1:$NAMESRV_PORT\",\"brokerAddr\":\"127.0.0.1:$BROKER_PORT\",\"version\":\"$VERSION\",\"flushDiskType\":$(json_str "$eff_flush"),\"commitLogMicroBatchEnabled\":$eff_micro,\"stateDir\":$(json_str "$RUST_DIR"),\"storeDir\":$(json_str "$STORE_DIR"),\"impl\":\"rocketmq-rust\"}"
+}
+
+# Sets EXITED to name the started process that has exited, with its exit status (both are
+# children of this shell, so wait returns a dead one's status at once; not in a subshell, which
+# could not wait for them).
+EXITED=""
+exited_process() {
+  local which pid rc
+  for which in broker "name server"; do
+    pid="$BROKER_PID"
+    [[ $which == broker ]] || pid="$NAMESRV_PID"
+    if [[ -n $pid ]] && ! alive "$pid"; then
+      rc=0
+      wait "$pid" 2>/dev/null || rc=$?
+      EXITED="the $which (pid $pid) exited with status $rc"
+      return 0
+    fi
+  done
+  EXITED="a JVM exited"
+  [[ $IMPL == apache ]] || EXITED="a process exited"
+}
+
+cmd_start() {
+  local want_flush="ASYNC_FLUSH" want_micro="" props=()
+  while (($#)); do
+    case "$1" in
+      --flush) (($# >= 2)) || die "--flush needs ASYNC_FLUSH or SYNC_FLUSH"; want_flush="$2"; shift 2 ;;
+      --flush=*) want_flush="${1#--flush=}"; shift ;;
+      --micro-batch | --micro-batch=*)
+        [[ $IMPL == rust ]] || die "$IMPL start: --micro-batch is a rocketmq-rust setting (rust start only)"
+        if [[ $1 == --micro-batch ]]; then
+          (($# >= 2)) || die "--micro-batch needs on or off"; want_micro="$2"; shift 2
+        else
+          want_micro="${1#--micro-batch=}"; shift
+        fi
+        ;;
+      -p) (($# >= 2)) || die "-p needs key=value"; props+=("$2"); shift 2 ;;
+      -h | --help) usage; exit 0 ;;
+      *) die "$IMPL start: unknown argument '$1' (see --help)" ;;
+    esac
+  done
+  case "$want_flush" in
+    ASYNC_FLUSH | SYNC_FLUSH) ;;
+    *) die "--flush must be ASYNC_FLUSH or SYNC_FLUSH, not '$want_flush'" ;;
+  esac
+  case "$want_micro" in
+    "" | on | off) ;;
+    *) die "--micro-batch must be on or off, not '$want_micro'" ;;
+  esac
+  local p
+  for p in "${props[@]+"${props[@]}"}"; do
+    [[ $p == ?*=* ]] || die "-p expects key=value, got '$p'"
+  done
+  [[ $IMPL == rust ]] || command -v "$JAVA" >/dev/null || die "java not found ($JAVA)"
+  command -v python3 >/dev/null || die "python3 not found (used to pick ports and poll the route)"
+
+  local STORE_DIR="" MARKER="" NAMESRV_PID="" BROKER_PID="" NAMESRV_PORT="" BROKER_PORT="" VERSION="" FLUSH="" MICRO_BATCH="" READY_JSON=""
+  if load_state; then
+    if is_ours "${BROKER_PID:-}" "$MARKER" || is_ours "${NAMESRV_PID:-}" "$MARKER"; then
+      log "$IMPL reference broker is already running (broker pid ${BROKER_PID:-?}, namesrv pid ${NAMESRV_PID:-?}); run '$PROG $IMPL stop' first"
+      [[ -z ${READY_JSON:-} ]] || log "running: $READY_JSON"
+      exit 1
+    fi
+    log "cleaning up a stale state (processes gone)"
+    teardown
+  fi
+
+  local CLASSPATH_FILE
+  if [[ $IMPL == rust ]]; then
+    ensure_installed_rust
+  else
+    ensure_installed
+  fi
+
+  local t0=$SECONDS deadline ready_json=""
+  FLUSH="$want_flush" NAMESRV_PID="" BROKER_PID="" MICRO_BATCH="" READY_JSON=""
+  mkdir -p "$STORE_PARENT"
+  STORE_DIR="$(mktemp -d "$STORE_PARENT/petrel-reference-$IMPL.XXXXXX")"
+  if [[ $IMPL == rust ]]; then
+    MARKER="PETREL_REFERENCE_STORE=$STORE_DIR"
+  else
+    MARKER="-Dpetrel.reference.store=$STORE_DIR"
+  fi
+  read -r NAMESRV_PORT BROKER_PORT < <(pick_ports) || { remove_store "$STORE_DIR"; die "could not pick free ports"; }
+  [[ -n ${BROKER_PORT:-} ]] || { remove_store "$STORE_DIR"; die "could not pick free ports"; }
+  write_state
+  # Interrupted half-way: stop what was started rather than leave it to a later stop.
+  trap 'trap - INT TERM; start_failed "interrupted"' INT TERM
+
+  rm -rf "$LOG_DIR"
+  if [[ $IMPL == rust ]]; then
+    launch_rust
+  else
+    launch_apache
+  fi
+
   # In the background so that an INT/TERM trap runs at once instead of after the poll.
   local rc=0
   wait_for_route $((deadline - SECONDS > 1 ? deadline - SECONDS : 1)) &
@@ -552,12 +894,14 @@ EOF
   case $rc in
     0) ;;
     1) start_failed "the name server served no TBW102 route through the broker within ${START_TIMEOUT}s" ;;
-    2) start_failed "a JVM exited during start-up" ;;
+    2) exited_process; start_failed "$EXITED during start-up" ;;
     *) start_failed "polling the route failed (exit $rc)" ;;
   esac
-  is_ours "$BROKER_PID" "$MARKER" || start_failed "pid $BROKER_PID is not the broker's JVM"
+  local what="broker's JVM"
+  [[ $IMPL == rust ]] && what="broker's process"
+  is_ours "$BROKER_PID" "$MARKER" || start_failed "pid $BROKER_PID is not the $what"
 
-  READY_JSON="{\"namesrvAddr\":\"127.0.0.1:$NAMESRV_PORT\",\"brokerAddr\":\"127.0.0.1:$BROKER_PORT\",\"version\":\"$VERSION\",\"flushDiskType\":\"$FLUSH\",\"jvm\":$(json_str "${broker_jvm[*]}"),\"stateDir\":$(json_str "$APACHE_DIR"),\"namesrvJvm\":$(json_str "${namesrv_jvm[*]}"),\"storeDir\":$(json_str "$STORE_DIR")}"
+  READY_JSON="$ready_json"
   write_state
   trap - INT TERM
   log "ready in $((SECONDS - t0))s (broker pid $BROKER_PID, namesrv pid $NAMESRV_PID)"
@@ -565,19 +909,19 @@ EOF
 }
 
 cmd_stop() {
-  (($# == 0)) || die "apache stop takes no arguments"
-  local STORE_DIR="" MARKER="" NAMESRV_PID="" BROKER_PID="" NAMESRV_PORT="" BROKER_PORT="" VERSION="" FLUSH="" READY_JSON=""
+  (($# == 0)) || die "$IMPL stop takes no arguments"
+  local STORE_DIR="" MARKER="" NAMESRV_PID="" BROKER_PID="" NAMESRV_PORT="" BROKER_PORT="" VERSION="" FLUSH="" MICRO_BATCH="" READY_JSON=""
   if ! load_state; then
-    log "apache reference broker is not running"
+    log "$IMPL reference broker is not running"
     return 0
   fi
   teardown
-  log "apache reference broker stopped; store removed (logs kept in $LOG_DIR)"
+  log "$IMPL reference broker stopped; store removed (logs kept in $LOG_DIR)"
 }
 
 cmd_status() {
-  (($# == 0)) || die "apache status takes no arguments"
-  local STORE_DIR="" MARKER="" NAMESRV_PID="" BROKER_PID="" NAMESRV_PORT="" BROKER_PORT="" VERSION="" FLUSH="" READY_JSON=""
+  (($# == 0)) || die "$IMPL status takes no arguments"
+  local STORE_DIR="" MARKER="" NAMESRV_PID="" BROKER_PID="" NAMESRV_PORT="" BROKER_PORT="" VERSION="" FLUSH="" MICRO_BATCH="" READY_JSON=""
   if ! load_state; then
     echo "not running"
     exit 3
@@ -592,10 +936,10 @@ cmd_status() {
     local bs="down" ns="down"
     ((b)) && bs="up (pid $BROKER_PID)"
     ((n)) && ns="up (pid $NAMESRV_PID)"
-    echo "degraded: broker $bs, namesrv $ns; run '$PROG apache stop'"
+    echo "degraded: broker $bs, namesrv $ns; run '$PROG $IMPL stop'"
     exit 1
   fi
-  echo "not running (stale state: run '$PROG apache stop' to clean up)"
+  echo "not running (stale state: run '$PROG $IMPL stop' to clean up)"
   exit 3
 }
 
@@ -614,8 +958,8 @@ main() {
   (($#)) || { usage >&2; exit 2; }
   case "$1" in
     -h | --help) usage; exit 0 ;;
-    apache) IMPL=apache REF_DIR="$APACHE_DIR"; shift ;;
-    rust) IMPL=rust REF_DIR="$RUST_DIR"; shift ;;
+    apache) IMPL=apache REF_DIR="$APACHE_DIR" REF_NAME="Apache RocketMQ"; shift ;;
+    rust) IMPL=rust REF_DIR="$RUST_DIR" REF_NAME="rocketmq-rust"; shift ;;
     *) log "unknown reference '$1' (apache or rust)"; usage >&2; exit 2 ;;
   esac
   STATE_FILE="$REF_DIR/state.env"
