@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Produces a performance report: this machine's ceiling, then Petrel against each reference
 # broker with `petrel-bench compare` (A = Petrel, B = the reference, alternating per round),
-# for the shipped workloads scaled by DURATION/WARMUP. Everything lands in OUT_DIR, with the
-# commands that were run in OUT_DIR/commands.txt. Keep the machine otherwise idle meanwhile.
+# for the shipped workloads scaled by DURATION/WARMUP. Petrel restarts on a fresh store before
+# each workload (a max-rate run writes gigabytes and nothing is deleted by retention yet); a
+# reference stays up across the workloads of one flush mode, so its JIT stays warm. Everything
+# lands in OUT_DIR, with the commands that were run in OUT_DIR/commands.txt, and
+# OUT_DIR/summary.md sums it up. Keep the machine otherwise idle meanwhile.
 #
 #   perf/run-report.sh OUT_DIR [apache] [rust] [rust-nomicrobatch]
 #
@@ -70,11 +73,12 @@ start_ref() {
   echo "${ready#REFERENCE READY }" >"$OUT/reference-$1-$flush.json"
 }
 
-compare() { # name workload rounds [overrides...]
-  local name="$1" workload="$2" rounds="$3"
-  shift 3
+compare() { # name workload rounds duration [overrides...]
+  local name="$1" workload="$2" rounds="$3" duration="$4"
+  shift 4
+  start_petrel "$FLUSH"
   record "$BENCH" compare --a "$PETREL_NS" --b "$REF_NS" --a-label Petrel --b-label "$LABEL" \
-    --workload "$WL/$workload" --rounds "$rounds" --duration-secs "$DURATION" \
+    --workload "$WL/$workload" --rounds "$rounds" --duration-secs "$duration" \
     --warmup-secs "$WARMUP" --out "$OUT/$LABEL/$name" "$@" >/dev/null
 }
 
@@ -87,25 +91,27 @@ record "$BENCH" ceiling --dir "$STORE_PARENT" --out "$OUT/ceiling" >/dev/null
 
 for ref in "${REFS[@]}"; do
   LABEL="$ref"
-  start_petrel ASYNC_FLUSH
-  start_ref "$ref" ASYNC_FLUSH
-  compare max-rate-16p-1kb max-rate-1-topic-16-partitions-1kb.yaml "$ROUNDS"
+  FLUSH=ASYNC_FLUSH
+  start_ref "$ref" "$FLUSH"
+  compare max-rate-16p-1kb max-rate-1-topic-16-partitions-1kb.yaml "$ROUNDS" "$DURATION"
   half="$(median_a max-rate-16p-1kb publish_rate | awk '{printf "%d", $1 / 2}')"
-  compare half-rate-16p-1kb 1-topic-16-partitions-1kb.yaml "$ROUNDS" --rate "$half"
-  compare 10k-16p-1kb 1-topic-16-partitions-1kb.yaml "$ROUNDS" --rate 10000
+  compare half-rate-16p-1kb 1-topic-16-partitions-1kb.yaml "$ROUNDS" "$DURATION" --rate "$half"
+  compare 10k-16p-1kb 1-topic-16-partitions-1kb.yaml "$ROUNDS" "$DURATION" --rate 10000
   if [[ $ref == apache ]]; then
-    for size in 100b 1kb 64kb; do
-      compare "max-rate-1p-1c-$size" "max-rate-1-topic-1-partition-1p-1c-$size.yaml" 1
-    done
-    compare sync-16p-1kb sync-1-topic-16-partitions-1kb.yaml 1
-    compare batch-16p-1kb max-rate-1-topic-16-partitions-1kb-batch.yaml 1
+    compare max-rate-1p-1c-100b max-rate-1-topic-1-partition-1p-1c-100b.yaml 1 "$DURATION"
+    compare max-rate-1p-1c-1kb max-rate-1-topic-1-partition-1p-1c-1kb.yaml 1 "$DURATION"
+    # 64 KiB messages at max rate write fast; ten seconds keep the stores small.
+    compare max-rate-1p-1c-64kb max-rate-1-topic-1-partition-1p-1c-64kb.yaml 1 10
+    compare sync-16p-1kb sync-1-topic-16-partitions-1kb.yaml 1 "$DURATION"
+    compare batch-16p-1kb max-rate-1-topic-16-partitions-1kb-batch.yaml 1 "$DURATION"
     "$REF" "$ref" stop >/dev/null 2>&1 || true
     LABEL="$ref-sync-flush"
-    start_petrel SYNC_FLUSH
-    start_ref "$ref" SYNC_FLUSH
-    compare max-rate-16p-1kb max-rate-1-topic-16-partitions-1kb.yaml "$ROUNDS"
+    FLUSH=SYNC_FLUSH
+    start_ref "$ref" "$FLUSH"
+    compare max-rate-16p-1kb max-rate-1-topic-16-partitions-1kb.yaml "$ROUNDS" "$DURATION"
   fi
   "$REF" "$ref" stop >/dev/null 2>&1 || true
 done
 stop_petrel
+"$ROOT/perf/summarize-report.sh" "$OUT" >/dev/null
 log "done: $OUT"
