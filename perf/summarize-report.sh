@@ -12,9 +12,9 @@ OUT="$1"
 SUMMARY="$OUT/summary.md"
 
 fmt_row() { # compare.json metric label
-  jq -r --arg m "$2" --arg label "$3" '
+  jq -r --arg m "$2" --arg what "$3" '
     .metrics[$m] as $x
-    | "| \(.workload.name) \(if .workload.producerRate > 0 then "@ \(.workload.producerRate | floor) msg/s" else "(max rate)" end) | \($label) | \($x.median_a * 1000 | round / 1000) | \($x.median_b * 1000 | round / 1000) | \(if $x.median_ratio == null then "–" else ($x.median_ratio * 100 | round / 100 | tostring) end) | \(.rounds) |"' "$1"
+    | "| \(.workload.name) \(if .workload.producerRate > 0 then "@ \(.workload.producerRate | floor) msg/s" else "(max rate)" end) | \($what) | \($x.median_a * 1000 | round / 1000) | \($x.median_b * 1000 | round / 1000) | \(if $x.median_ratio == null then "–" else ($x.median_ratio * 100 | round / 100 | tostring) end) | \(.rounds) |"' "$1"
 }
 
 {
