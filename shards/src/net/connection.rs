@@ -230,6 +230,10 @@ async fn read_loop<H: Handler>(
                 Ok(Decoded::Incomplete { .. }) => unreachable!("a whole frame was present"),
                 Err(e) => return Err(e.to_string()),
             }
+            // A busy connection always has the next frame ready and would otherwise keep the
+            // shard until its socket drains; once the preempt timer fired, the others (a
+            // consumer's pull behind a producer's flood) get their turn.
+            glommio::yield_if_needed().await;
         }
         while conn.outbound.borrow().len() >= OUTBOUND_FRAMES_MAX {
             conn.drained.wait().await;
