@@ -341,3 +341,31 @@ fn two_java_consumers_of_one_group_split_the_queues() {
     );
     assert_eq!(ma.len() + mb.len(), 40);
 }
+
+#[test]
+fn java_view_message_finds_each_message_by_its_offset_msg_id() {
+    let (_dir, petrel) = setup("JavaView", 2);
+    let ns = petrel.namesrv();
+    let sent = produce(&ns, "JavaView", 6, "sync");
+    let ids: Vec<&str> = sent
+        .iter()
+        .map(|l| l["offsetMsgId"].as_str().expect("an offsetMsgId"))
+        .collect();
+    let mut args = vec!["view", ns.as_str(), "JavaView"];
+    args.extend(&ids);
+    let lines = Driver::start(&args).finish(Duration::from_secs(120));
+    for (line, s) in lines.iter().zip(&sent) {
+        assert_eq!(line["topic"], "JavaView", "{line}");
+        assert_eq!(line["body"], format!("body-{}", s["i"]), "{line}");
+        assert_eq!(line["queueOffset"], s["queueOffset"], "{line}");
+        let (_, offset) =
+            petrel_shards::record::decode_offset_msg_id(s["offsetMsgId"].as_str().unwrap())
+                .unwrap();
+        assert_eq!(line["commitLogOffset"], offset, "{line}");
+        assert_eq!(
+            line["msgId"], s["msgId"],
+            "the client-visible ID survives: {line}"
+        );
+    }
+    assert_eq!(lines.len(), sent.len() + 1, "one line per ID, then done");
+}

@@ -44,3 +44,8 @@ pub const SQL92_NOT_SUPPORTED: &str =
     "The broker does not support consumer to filter message by SQL92";
 pub const NO_PERMISSION_READ: &str = "the topic is not readable";
 pub const NO_PERMISSION_WRITE: &str = "the topic is not writable";
+
+/// VIEW_MESSAGE_BY_ID found no record at the offset (Apache's wording).
+pub fn no_message_at_offset(offset: i64) -> String {
+    format!("can not find message by the offset, {offset}")
+}

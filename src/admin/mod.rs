@@ -1,6 +1,8 @@
 //! `petrel admin`: mqadmin's commands, names and options (C2, F38, spec ops-surface §1),
 //! built on Petrel's client. Output keeps mqadmin's column headers, which scripts grep.
 
+mod query;
+
 use anyhow::{bail, Context};
 use bytes::Bytes;
 use clap::{Args, Subcommand};
@@ -102,6 +104,31 @@ pub enum AdminCommand {
         group: String,
         #[arg(short = 'c', long = "MessageNumber", default_value_t = 128)]
         count: usize,
+    },
+    /// Look up a message by its offsetMsgId (the ID a send result and a stored record carry).
+    #[command(name = "queryMsgById")]
+    QueryMsgById {
+        #[command(flatten)]
+        ns: Namesrv,
+        #[arg(short = 'i', long = "msgId")]
+        msg_id: String,
+        /// Accepted for mqadmin's command lines; the ID names the broker.
+        #[arg(short = 't', long = "topic")]
+        topic: Option<String>,
+    },
+    /// Look up a message by broker, queue and queue offset.
+    #[command(name = "queryMsgByOffset")]
+    QueryMsgByOffset {
+        #[command(flatten)]
+        ns: Namesrv,
+        #[arg(short = 't', long = "topic")]
+        topic: String,
+        #[arg(short = 'b', long = "brokerName")]
+        broker_name: String,
+        #[arg(short = 'i', long = "queueId")]
+        queue_id: i32,
+        #[arg(short = 'o', long = "offset")]
+        offset: i64,
     },
 }
 
@@ -340,6 +367,23 @@ pub fn run(command: AdminCommand) -> anyhow::Result<()> {
                 }
             }
             println!("Consume ok, {printed} messages");
+        }
+        AdminCommand::QueryMsgById { ns, msg_id, .. } => {
+            query::by_id(&mut Client::new(&ns.namesrv_addr), &msg_id)?;
+        }
+        AdminCommand::QueryMsgByOffset {
+            ns,
+            topic,
+            broker_name,
+            queue_id,
+            offset,
+        } => {
+            let queue = MessageQueue {
+                topic,
+                broker_name,
+                queue_id,
+            };
+            query::by_offset(&mut Client::new(&ns.namesrv_addr), &queue, offset)?;
         }
     }
     Ok(())

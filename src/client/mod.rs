@@ -441,6 +441,24 @@ impl Client {
         })
     }
 
+    /// VIEW_MESSAGE_BY_ID: the message an offsetMsgId names, from the broker it names.
+    pub fn view_message(&mut self, offset_msg_id: &str) -> Result<MessageExt, ClientError> {
+        let (addr, offset) = record::decode_offset_msg_id(offset_msg_id)
+            .ok_or_else(|| ClientError::Body(format!("not an offsetMsgId: {offset_msg_id}")))?;
+        let reply = self.call_fields(
+            &addr.to_string(),
+            request::VIEW_MESSAGE_BY_ID,
+            &[("offset", offset.to_string())],
+        )?;
+        if reply.code != response::SUCCESS {
+            return Err(ClientError::broker(&reply));
+        }
+        decode_messages(&reply.body, "")
+            .into_iter()
+            .next()
+            .ok_or_else(|| ClientError::Body("VIEW_MESSAGE_BY_ID answered no record".into()))
+    }
+
     /// A broker request with plain header fields, answered with an `offset`-style field.
     pub fn call_fields(
         &mut self,

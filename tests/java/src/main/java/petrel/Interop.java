@@ -57,12 +57,13 @@ public final class Interop {
     }
 
     private static int run(String[] args) throws Exception {
-        if (args.length == 0) throw new UsageException("usage: produce|push|pull ...");
+        if (args.length == 0) throw new UsageException("usage: produce|push|pull|view ...");
         String[] rest = Arrays.copyOfRange(args, 1, args.length);
         switch (args[0]) {
             case "produce": return Produce.run(rest);
             case "push": return Push.run(rest);
             case "pull": return Pull.run(rest);
+            case "view": return View.run(rest);
             default: throw new UsageException("unknown subcommand: " + args[0]);
         }
     }

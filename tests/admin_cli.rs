@@ -1,0 +1,191 @@
+//! `petrel admin` end to end against a `petrel standalone` with two shards: topics created
+//! and messages sent with mqadmin's commands, then found again by offsetMsgId
+//! (VIEW_MESSAGE_BY_ID) and by queue offset, with mqadmin's detail block.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::{standalone, Petrel};
+use petrel::client::Client;
+use petrel_shards::remoting::{request, response};
+
+fn admin(petrel: &Petrel, args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(common::petrel_bin())
+        .arg("admin")
+        .args(args)
+        .args(["-n", &petrel.namesrv()])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("petrel admin runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The `Label:   value` lines of mqadmin's detail block.
+fn detail(stdout: &str) -> BTreeMap<String, String> {
+    stdout
+        .lines()
+        .filter_map(|l| l.split_once(": "))
+        .map(|(k, v)| (format!("{}:", k.trim()), v.trim().to_string()))
+        .collect()
+}
+
+#[test]
+fn messages_sent_with_admin_are_found_by_offset_msg_id_and_by_queue_offset() {
+    let (_dir, petrel) = standalone(&["shards=2"]);
+    let front_door = petrel.front_door();
+    let (ok, out, err) = admin(
+        &petrel,
+        &[
+            "updateTopic",
+            "-b",
+            &front_door,
+            "-t",
+            "TQ",
+            "-r",
+            "4",
+            "-w",
+            "4",
+        ],
+    );
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("create topic to"), "{out}");
+    let mut client = Client::new(&petrel.namesrv());
+    common::eventually(std::time::Duration::from_secs(10), || {
+        client
+            .route("TQ")
+            .ok()
+            .filter(|r| r.publish_queues("TQ").len() == 4)
+    });
+    // One message on each shard's broker, so lookups must reach the right shard.
+    let mut sent = Vec::new();
+    for (broker, _) in petrel.brokers() {
+        for i in 0..3 {
+            let body = format!("body-{broker}-{i}");
+            let (ok, out, err) = admin(
+                &petrel,
+                &[
+                    "sendMessage",
+                    "-t",
+                    "TQ",
+                    "-p",
+                    &body,
+                    "-k",
+                    "k1 k2",
+                    "-c",
+                    "TagQ",
+                    "-b",
+                    &broker,
+                    "-i",
+                    "1",
+                ],
+            );
+            assert!(ok, "{out}{err}");
+            assert!(out.contains("SEND_OK"), "{out}");
+            sent.push((broker.clone(), i, body));
+        }
+    }
+    for (broker, i, body) in &sent {
+        // By queue offset.
+        let offset = i.to_string();
+        let (ok, out, err) = admin(
+            &petrel,
+            &[
+                "queryMsgByOffset",
+                "-t",
+                "TQ",
+                "-b",
+                broker,
+                "-i",
+                "1",
+                "-o",
+                &offset,
+            ],
+        );
+        assert!(ok, "{out}{err}");
+        let d = detail(&out);
+        assert_eq!(d["Topic:"], "TQ", "{out}");
+        assert_eq!(d["Tags:"], "[TagQ]", "{out}");
+        assert_eq!(d["Keys:"], "[k1 k2]", "{out}");
+        assert_eq!(d["Queue ID:"], "1", "{out}");
+        assert_eq!(d["Queue Offset:"], offset, "{out}");
+        let stored = std::fs::read_to_string(&d["Message Body Path:"]).unwrap();
+        assert_eq!(&stored, body);
+        // By the offsetMsgId the first lookup printed.
+        let id = d["OffsetID:"].clone();
+        let (ok, by_id, err) = admin(&petrel, &["queryMsgById", "-t", "TQ", "-i", &id]);
+        assert!(ok, "{by_id}{err}");
+        let again = detail(&by_id);
+        for key in [
+            "Topic:",
+            "Queue Offset:",
+            "CommitLog Offset:",
+            "Born Timestamp:",
+            "Properties:",
+        ] {
+            assert_eq!(again[key], d[key], "{key}: {by_id} vs {out}");
+        }
+    }
+    let (ok, _, err) = admin(
+        &petrel,
+        &[
+            "queryMsgByOffset",
+            "-t",
+            "TQ",
+            "-b",
+            "broker-a-s0",
+            "-i",
+            "1",
+            "-o",
+            "99",
+        ],
+    );
+    assert!(!ok);
+    assert!(err.contains("no message at offset 99"), "{err}");
+    let (ok, _, err) = admin(&petrel, &["queryMsgById", "-i", "not-an-id"]);
+    assert!(!ok);
+    assert!(err.contains("not an offsetMsgId"), "{err}");
+}
+
+#[test]
+fn view_message_by_id_answers_only_offsets_where_a_record_starts() {
+    let (_dir, petrel) = standalone(&[]);
+    let mut client = Client::new(&petrel.namesrv());
+    common::create_topic(&mut client, &petrel, "TV", 1);
+    let (broker, addr) = petrel.brokers()[0].clone();
+    let q = common::queue("TV", &broker, 0);
+    let msg = petrel::client::Message::new(
+        bytes::Bytes::from_static(b"viewed"),
+        petrel::client::properties(Some("T"), None, &[]),
+    );
+    let first = client.send_to(&addr, &q, &msg).unwrap();
+    let second = client.send_to(&addr, &q, &msg).unwrap();
+    let m = client.view_message(&second.offset_msg_id).unwrap();
+    assert_eq!((m.topic.as_str(), m.queue_offset), ("TV", 1));
+    assert_eq!(&m.body[..], b"viewed");
+    assert_eq!(m.offset_msg_id, second.offset_msg_id);
+    let (_, start) = petrel_shards::record::decode_offset_msg_id(&first.offset_msg_id).unwrap();
+    for offset in [start + 1, start + 4, 1 << 40, -1] {
+        let reply = client
+            .call_fields(
+                &addr,
+                request::VIEW_MESSAGE_BY_ID,
+                &[("offset", offset.to_string())],
+            )
+            .unwrap();
+        assert_eq!(reply.code, response::SYSTEM_ERROR, "offset {offset}");
+        assert_eq!(
+            reply.remark.as_deref(),
+            Some(format!("can not find message by the offset, {offset}").as_str())
+        );
+    }
+    let reply = client
+        .call_fields(&addr, request::VIEW_MESSAGE_BY_ID, &[])
+        .unwrap();
+    assert_eq!(reply.code, response::SYSTEM_ERROR);
+    assert!(reply.remark.unwrap().contains("offset"));
+}
