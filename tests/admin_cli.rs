@@ -189,3 +189,101 @@ fn view_message_by_id_answers_only_offsets_where_a_record_starts() {
     assert_eq!(reply.code, response::SYSTEM_ERROR);
     assert!(reply.remark.unwrap().contains("offset"));
 }
+
+#[test]
+fn consumer_progress_shows_the_backlog_and_what_was_pulled_but_not_committed() {
+    let (_dir, petrel) = standalone(&[]);
+    let mut client = Client::new(&petrel.namesrv());
+    common::create_topic(&mut client, &petrel, "TP", 2);
+    let (broker, addr) = petrel.brokers()[0].clone();
+    let msg = petrel::client::Message::new(
+        bytes::Bytes::from_static(b"p"),
+        petrel::client::properties(None, None, &[]),
+    );
+    let (q0, q1) = (
+        common::queue("TP", &broker, 0),
+        common::queue("TP", &broker, 1),
+    );
+    for _ in 0..5 {
+        client.send_to(&addr, &q0, &msg).unwrap();
+    }
+    for _ in 0..3 {
+        client.send_to(&addr, &q1, &msg).unwrap();
+    }
+    // Queue 0: committed up to 2. Queue 1: all 3 pulled, nothing committed.
+    let commit = client
+        .call_fields(
+            &addr,
+            request::UPDATE_CONSUMER_OFFSET,
+            &[
+                ("consumerGroup", "GP".into()),
+                ("topic", "TP".into()),
+                ("queueId", "0".into()),
+                ("commitOffset", "2".into()),
+            ],
+        )
+        .unwrap();
+    assert_eq!(commit.code, response::SUCCESS);
+    let pull = petrel::client::PullRequest {
+        group: "GP",
+        queue: &q1,
+        offset: 0,
+        max: 32,
+        subscription: "*",
+        suspend: None,
+    };
+    assert_eq!(client.pull(&addr, &pull).unwrap().messages.len(), 3);
+    // On the wire: fastjson's map keyed by raw MessageQueue objects.
+    let raw = client
+        .call_fields(
+            &addr,
+            request::GET_CONSUME_STATS,
+            &[("consumerGroup", "GP".into())],
+        )
+        .unwrap();
+    let body = String::from_utf8_lossy(&raw.body).into_owned();
+    assert!(
+        body.starts_with(&format!(
+            r#"{{"offsetTable":{{{{"brokerName":"{broker}","queueId":0,"topic":"TP"}}:{{"brokerOffset":5,"consumerOffset":2,"#
+        )),
+        "{body}"
+    );
+    let stats = client.consume_stats(&addr, "GP", None).unwrap();
+    let rows: Vec<(i32, i64, i64, i64)> = stats
+        .iter()
+        .map(|s| {
+            (
+                s.queue.queue_id,
+                s.broker_offset,
+                s.consumer_offset,
+                s.pull_offset,
+            )
+        })
+        .collect();
+    assert_eq!(rows, [(0, 5, 2, 2), (1, 3, 0, 3)]);
+    assert!(stats[0].last_timestamp > 0 && stats[1].last_timestamp == 0);
+    // The admin command: Diff = broker - committed, Inflight = pulled - committed.
+    let (ok, out, err) = admin(&petrel, &["consumerProgress", "-g", "GP"]);
+    assert!(ok, "{out}{err}");
+    let lines: Vec<Vec<&str>> = out
+        .lines()
+        .filter(|l| l.starts_with("TP "))
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert_eq!(
+        lines[0][..7],
+        ["TP", broker.as_str(), "0", "5", "2", "3", "0"],
+        "{out}"
+    );
+    assert_eq!(
+        lines[1][..8],
+        ["TP", broker.as_str(), "1", "3", "0", "3", "3", "N/A"],
+        "{out}"
+    );
+    assert!(out.contains("Consume Diff Total: 6"), "{out}");
+    assert!(out.contains("Consume Inflight Total: 3"), "{out}");
+    // A group with no progress anywhere: an empty table, not an error.
+    let (ok, out, _) = admin(&petrel, &["consumerProgress", "-g", "Nobody"]);
+    assert!(ok && out.contains("Consume Diff Total: 0"), "{out}");
+}

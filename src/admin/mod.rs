@@ -1,6 +1,7 @@
 //! `petrel admin`: mqadmin's commands, names and options (C2, F38, spec ops-surface §1),
 //! built on Petrel's client. Output keeps mqadmin's column headers, which scripts grep.
 
+mod progress;
 mod query;
 
 use anyhow::{bail, Context};
@@ -114,6 +115,17 @@ pub enum AdminCommand {
         msg_id: String,
         /// Accepted for mqadmin's command lines; the ID names the broker.
         #[arg(short = 't', long = "topic")]
+        topic: Option<String>,
+    },
+    /// A consumer group's progress per queue: broker offset, committed offset, backlog (Diff)
+    /// and pulled-but-uncommitted messages (Inflight).
+    #[command(name = "consumerProgress")]
+    ConsumerProgress {
+        #[command(flatten)]
+        ns: Namesrv,
+        #[arg(short = 'g', long = "groupName")]
+        group: String,
+        #[arg(short = 't', long = "topicName")]
         topic: Option<String>,
     },
     /// Look up a message by broker, queue and queue offset.
@@ -367,6 +379,13 @@ pub fn run(command: AdminCommand) -> anyhow::Result<()> {
                 }
             }
             println!("Consume ok, {printed} messages");
+        }
+        AdminCommand::ConsumerProgress { ns, group, topic } => {
+            progress::consumer_progress(
+                &mut Client::new(&ns.namesrv_addr),
+                &group,
+                topic.as_deref(),
+            )?;
         }
         AdminCommand::QueryMsgById { ns, msg_id, .. } => {
             query::by_id(&mut Client::new(&ns.namesrv_addr), &msg_id)?;

@@ -1,6 +1,9 @@
 //! Apache RocketMQ serializes bodies with fastjson, which writes maps with integer keys
 //! unquoted: `"brokerAddrs":{0:"127.0.0.1:10911"}`. That is not JSON, and serde_json refuses
 //! it; `quote_integer_keys` turns such keys into strings and leaves everything else as is.
+//! Maps keyed by MessageQueue are written with raw objects as keys
+//! (`{"offsetTable":{{"brokerName":"b","queueId":0,"topic":"T"}:{…},…}}`);
+//! `object_keyed_pairs` reads such a member as (key, value) pairs.
 
 use std::borrow::Cow;
 
@@ -66,9 +69,54 @@ pub fn quote_integer_keys(body: &[u8]) -> Cow<'_, [u8]> {
     }
 }
 
+/// The entries of `member`, an object-keyed map whose keys and values are flat objects (as
+/// MessageQueue keys and offset wrappers are), as (key, value) pairs. The map must be the
+/// body's last member, as fastjson's alphabetical order makes `offsetTable`.
+pub fn object_keyed_pairs(
+    body: &[u8],
+    member: &str,
+) -> Result<Vec<(serde_json::Value, serde_json::Value)>, String> {
+    let text = std::str::from_utf8(body).map_err(|e| e.to_string())?;
+    let opener = format!("\"{member}\":{{");
+    let start = text
+        .find(&opener)
+        .ok_or_else(|| format!("no `{member}` in the body"))?
+        + opener.len();
+    let inner = text[start..]
+        .trim_end()
+        .strip_suffix("}}")
+        .ok_or_else(|| format!("`{member}` is not the body's last member"))?;
+    // `{k}:{v},{k}:{v}` → `[{k},{v},{k},{v}]`: flat objects hold no `}:{`.
+    let array = format!("[{}]", inner.replace("}:{", "},{"));
+    let items: Vec<serde_json::Value> =
+        serde_json::from_str(&array).map_err(|e| format!("`{member}`: {e}"))?;
+    if !items.len().is_multiple_of(2) {
+        return Err(format!("`{member}`: a key without a value"));
+    }
+    let mut pairs = Vec::with_capacity(items.len() / 2);
+    let mut it = items.into_iter();
+    while let (Some(k), Some(v)) = (it.next(), it.next()) {
+        pairs.push((k, v));
+    }
+    Ok(pairs)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::quote_integer_keys;
+    use super::{object_keyed_pairs, quote_integer_keys};
+
+    #[test]
+    fn message_queue_keyed_maps_read_as_pairs() {
+        let body = br#"{"consumeTps":1.5,"offsetTable":{{"brokerName":"b","queueId":0,"topic":"T"}:{"brokerOffset":9,"consumerOffset":7},{"brokerName":"b","queueId":1,"topic":"T"}:{"brokerOffset":3,"consumerOffset":3}}}"#;
+        let pairs = object_keyed_pairs(body, "offsetTable").unwrap();
+        assert_eq!(pairs.len(), 2);
+        assert_eq!(pairs[1].0["queueId"], 1);
+        assert_eq!(pairs[0].1["consumerOffset"], 7);
+        assert!(object_keyed_pairs(br#"{"offsetTable":{}}"#, "offsetTable")
+            .unwrap()
+            .is_empty());
+        assert!(object_keyed_pairs(br#"{"x":1}"#, "offsetTable").is_err());
+    }
 
     fn q(s: &str) -> String {
         String::from_utf8(quote_integer_keys(s.as_bytes()).into_owned()).unwrap()

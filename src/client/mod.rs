@@ -161,6 +161,16 @@ pub struct PullResult {
     pub messages: Vec<MessageExt>,
 }
 
+/// One queue's line of GET_CONSUME_STATS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueProgress {
+    pub queue: MessageQueue,
+    pub broker_offset: i64,
+    pub consumer_offset: i64,
+    pub pull_offset: i64,
+    pub last_timestamp: i64,
+}
+
 /// A client bound to a list of name servers.
 pub struct Client {
     namesrv: Vec<String>,
@@ -457,6 +467,40 @@ impl Client {
             .into_iter()
             .next()
             .ok_or_else(|| ClientError::Body("VIEW_MESSAGE_BY_ID answered no record".into()))
+    }
+
+    /// GET_CONSUME_STATS: `group`'s progress per queue on the broker at `addr`.
+    pub fn consume_stats(
+        &mut self,
+        addr: &str,
+        group: &str,
+        topic: Option<&str>,
+    ) -> Result<Vec<QueueProgress>, ClientError> {
+        let mut fields = vec![("consumerGroup", group.to_string())];
+        if let Some(t) = topic {
+            fields.push(("topic", t.to_string()));
+        }
+        let reply = self.call_fields(addr, request::GET_CONSUME_STATS, &fields)?;
+        if reply.code != response::SUCCESS {
+            return Err(ClientError::broker(&reply));
+        }
+        let pairs =
+            fastjson::object_keyed_pairs(&reply.body, "offsetTable").map_err(ClientError::Body)?;
+        let int = |v: &serde_json::Value, k: &str| v[k].as_i64().unwrap_or(0);
+        Ok(pairs
+            .into_iter()
+            .map(|(mq, w)| QueueProgress {
+                queue: MessageQueue {
+                    topic: mq["topic"].as_str().unwrap_or_default().to_string(),
+                    broker_name: mq["brokerName"].as_str().unwrap_or_default().to_string(),
+                    queue_id: int(&mq, "queueId") as i32,
+                },
+                broker_offset: int(&w, "brokerOffset"),
+                consumer_offset: int(&w, "consumerOffset"),
+                pull_offset: int(&w, "pullOffset"),
+                last_timestamp: int(&w, "lastTimestamp"),
+            })
+            .collect())
     }
 
     /// A broker request with plain header fields, answered with an `offset`-style field.

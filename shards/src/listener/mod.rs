@@ -3,6 +3,7 @@
 //! REQUEST_CODE_NOT_SUPPORTED, never silence.
 
 pub mod client_manage;
+pub mod consume_stats;
 pub mod consumer_offsets;
 pub mod front_door;
 pub mod pull_message;
@@ -42,6 +43,7 @@ pub fn dispatch(shard: &Shard, conn: &Rc<Connection>, cmd: RemotingCommand) {
         request::SEARCH_OFFSET_BY_TIMESTAMP => consumer_offsets::search_by_timestamp(shard, &cmd),
         request::GET_EARLIEST_MSG_STORETIME => consumer_offsets::earliest_store_time(shard, &cmd),
         request::VIEW_MESSAGE_BY_ID => query_message::view_by_id(shard, &cmd),
+        request::GET_CONSUME_STATS => consume_stats::consume_stats(shard, &cmd),
         request::UPDATE_AND_CREATE_TOPIC => topic_admin::update_and_create_topic(shard, &cmd),
         request::GET_ALL_TOPIC_CONFIG => topic_admin::all_topic_config(shard, &cmd),
         request::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP => {

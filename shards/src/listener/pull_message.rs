@@ -63,6 +63,16 @@ pub fn execute(
         );
     }
     let reply = read(shard, cmd, &header, &filter);
+    if reply.code == response::SUCCESS {
+        if let Some(next) = reply.field("nextBeginOffset").and_then(|v| v.parse().ok()) {
+            shard.store.offsets.borrow_mut().record_pull(
+                &header.topic,
+                &header.consumer_group,
+                header.queue_id,
+                next,
+            );
+        }
+    }
     if reply.code == response::PULL_NOT_FOUND
         && suspend == Suspend::Allowed
         && header.sys_flag & pull_flag::SUSPEND != 0

@@ -7,6 +7,9 @@ use std::path::Path;
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ConsumerOffsets {
     table: HashMap<String, BTreeMap<i32, i64>>,
+    /// Where each group's last pull ended (not persisted; RocketMQ's pull offsets): what a
+    /// consumer holds but has not committed yet is `pulled - committed`.
+    pulled: HashMap<String, BTreeMap<i32, i64>>,
 }
 
 fn key(topic: &str, group: &str) -> String {
@@ -40,6 +43,7 @@ impl ConsumerOffsets {
         })?;
         Ok(ConsumerOffsets {
             table: disk.offset_table.into_iter().collect(),
+            pulled: HashMap::new(),
         })
     }
 
@@ -63,6 +67,37 @@ impl ConsumerOffsets {
             .entry(key(topic, group))
             .or_default()
             .insert(queue_id, offset);
+    }
+
+    /// Records where a pull by `group` ended.
+    pub fn record_pull(&mut self, topic: &str, group: &str, queue_id: i32, next: i64) {
+        let key = key(topic, group);
+        match self.pulled.get_mut(&key) {
+            Some(queues) => {
+                queues.insert(queue_id, next);
+            }
+            None => {
+                self.pulled.insert(key, BTreeMap::from([(queue_id, next)]));
+            }
+        }
+    }
+
+    pub fn pulled(&self, topic: &str, group: &str, queue_id: i32) -> Option<i64> {
+        self.pulled.get(&key(topic, group))?.get(&queue_id).copied()
+    }
+
+    /// Topics `group` has committed or pulled on, sorted.
+    pub fn topics_of(&self, group: &str) -> Vec<String> {
+        let suffix = format!("@{group}");
+        let mut topics: Vec<String> = self
+            .table
+            .keys()
+            .chain(self.pulled.keys())
+            .filter_map(|k| k.strip_suffix(&suffix).map(str::to_string))
+            .collect();
+        topics.sort();
+        topics.dedup();
+        topics
     }
 
     /// Groups with committed offsets on `topic`.
@@ -91,5 +126,22 @@ mod tests {
         assert_eq!(loaded, offsets);
         assert_eq!(loaded.get("T", "G", 3), Some(7));
         assert_eq!(loaded.groups_of("T"), vec!["G".to_string()]);
+    }
+
+    #[test]
+    fn pulls_are_tracked_apart_from_commits_and_not_persisted() {
+        let mut offsets = ConsumerOffsets::default();
+        offsets.commit("T", "G", 0, 2);
+        offsets.record_pull("U", "G", 1, 9);
+        offsets.record_pull("U", "G", 1, 11);
+        assert_eq!(offsets.pulled("U", "G", 1), Some(11));
+        assert_eq!(offsets.get("U", "G", 1), None);
+        assert_eq!(
+            offsets.topics_of("G"),
+            vec!["T".to_string(), "U".to_string()]
+        );
+        assert!(!String::from_utf8(offsets.to_json())
+            .unwrap()
+            .contains("\"U@G\""));
     }
 }
