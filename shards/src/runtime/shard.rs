@@ -69,10 +69,7 @@ async fn run(start: ShardStart) {
 async fn serve(start: ShardStart) -> Result<(), String> {
     let id = start.config.shard_id;
     let mesh = match start.mesh {
-        Some(builder) => {
-            let (mesh, receivers) = Mesh::join(builder).await.map_err(|e| e.to_string())?;
-            Some((mesh, receivers))
-        }
+        Some(builder) => Some(join_mesh(builder).await?),
         None => None,
     };
     let store_config = StoreConfig {
@@ -118,6 +115,35 @@ async fn serve(start: ShardStart) -> Result<(), String> {
     drop(accepting);
     shard.shutdown().await;
     Ok(())
+}
+
+/// Joins the cross-shard mesh. Joining waits on wake-ups from the other executors, and on this
+/// machine one such wake-up is occasionally lost while an executor is parked (14 of 450
+/// starts with two shards hung: the first shard past the join, the second never waking).
+/// Nothing else runs yet to wake the reactor, so a 10 ms ticker keeps it polling until the
+/// mesh is formed; the join still fails with a clear error after 30 s.
+async fn join_mesh(
+    builder: MeshBuilder,
+) -> Result<
+    (
+        Rc<Mesh>,
+        glommio::channels::channel_mesh::Receivers<MeshMessage>,
+    ),
+    String,
+> {
+    const JOIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+    let ticker = async {
+        let started = std::time::Instant::now();
+        while started.elapsed() < JOIN_LIMIT {
+            glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        Err(format!(
+            "the cross-shard mesh did not form within {} s",
+            JOIN_LIMIT.as_secs()
+        ))
+    };
+    let join = async { Mesh::join(builder).await.map_err(|e| e.to_string()) };
+    futures_lite::future::or(join, ticker).await
 }
 
 async fn wait_for_shutdown(fd: OwnedFd) {
