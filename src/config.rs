@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use petrel_shards::broker::schedule;
 use petrel_shards::commitlog::FlushDiskType;
 
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +51,7 @@ pub struct Config {
     pub long_polling_enable: bool,
     pub short_polling_time_mills: Duration,
     pub frame_max_length: u32,
+    pub message_delay_level: Vec<Duration>,
 }
 
 fn online_cpus() -> usize {
@@ -85,6 +87,8 @@ impl Default for Config {
             long_polling_enable: true,
             short_polling_time_mills: Duration::from_millis(1000),
             frame_max_length: 16 << 20,
+            message_delay_level: schedule::parse_levels(schedule::DEFAULT_LEVELS)
+                .expect("the default levels parse"),
         }
     }
 }
@@ -169,6 +173,14 @@ impl Config {
             "autoCreateSubscriptionGroup" => self.auto_create_subscription_group = parse(key, v)?,
             "defaultTopicQueueNums" => self.default_topic_queue_nums = bounded(key, v, 1i32, 1024)?,
             "regionId" => self.region_id = v.to_string(),
+            "messageDelayLevel" => {
+                self.message_delay_level =
+                    schedule::parse_levels(v).map_err(|reason| ConfigError::BadValue {
+                        key: key.into(),
+                        value: v.into(),
+                        reason,
+                    })?
+            }
             "traceTopicEnable" => self.trace_topic_enable = parse(key, v)?,
             "registerNameServerPeriod" => {
                 self.register_name_server_period =

@@ -167,6 +167,7 @@ pub fn run(role: Role, config: Config) -> anyhow::Result<()> {
                 frame_bytes_max: config.frame_max_length,
                 long_polling_enable: config.long_polling_enable,
                 short_polling_time: config.short_polling_time_mills,
+                delay_levels: config.message_delay_level.clone(),
             };
             let (stop, shutdown) = shutdown_pair()?;
             let cpu = if config.shard_pinning {

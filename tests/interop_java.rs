@@ -112,8 +112,12 @@ impl Drop for Driver {
 }
 
 fn setup(topic: &str, queues: i32) -> (tempfile::TempDir, Petrel) {
+    setup_with(topic, queues, &[])
+}
+
+fn setup_with(topic: &str, queues: i32, extra: &[&str]) -> (tempfile::TempDir, Petrel) {
     let dir = tempfile::tempdir().unwrap();
-    let petrel = Petrel::start("standalone", dir.path(), &[]);
+    let petrel = Petrel::start("standalone", dir.path(), extra);
     let mut client = Client::new(&petrel.namesrv());
     client
         .create_topic(&petrel.front_door(), &TopicConfig::new(topic, queues, 6))
@@ -368,4 +372,26 @@ fn java_view_message_finds_each_message_by_its_offset_msg_id() {
         );
     }
     assert_eq!(lines.len(), sent.len() + 1, "one line per ID, then done");
+}
+
+#[test]
+fn java_delayed_messages_reach_a_push_consumer_after_their_level() {
+    let (_dir, petrel) = setup_with("JavaDelay", 2, &["messageDelayLevel=1s 2s"]);
+    let ns = petrel.namesrv();
+    let sent = produce(&ns, "JavaDelay", 6, "delay2");
+    assert!(sent.iter().all(|l| l["status"] == "SEND_OK"), "{sent:?}");
+    let lines = Driver::start(&["push", &ns, "GJavaDelay", "JavaDelay", "*", "6", "60", "0"])
+        .finish(Duration::from_secs(90));
+    let got: Vec<&Value> = lines.iter().filter(|l| l.get("body").is_some()).collect();
+    assert_eq!(got.len(), 6, "{lines:?}");
+    let sent_ids: BTreeSet<&str> = sent.iter().filter_map(|l| l["msgId"].as_str()).collect();
+    for m in got {
+        assert!(sent_ids.contains(m["msgId"].as_str().unwrap()), "{m}");
+        let waited = m["storeTimestamp"].as_i64().unwrap() - m["bornTimestamp"].as_i64().unwrap();
+        assert!(
+            waited >= 2000,
+            "delivered {waited} ms after it was sent: {m}"
+        );
+        assert_eq!(m["reconsumeTimes"], 0, "{m}");
+    }
 }

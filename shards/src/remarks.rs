@@ -39,7 +39,11 @@ pub fn send_forbidden(topic: &str) -> String {
 
 pub const TRANSACTION_NOT_SUPPORTED: &str =
     "transactional messages are not supported by this broker yet";
-pub const DELAY_NOT_SUPPORTED: &str = "delay-level messages are not supported by this broker yet";
+pub const DELAY_IN_BATCH: &str = "delay-level messages cannot be sent in a batch";
+
+pub fn delay_body_too_large(len: usize, max: usize) -> String {
+    format!("the body of a delay-level message is {len} bytes; at most {max} bytes are allowed")
+}
 pub const SQL92_NOT_SUPPORTED: &str =
     "The broker does not support consumer to filter message by SQL92";
 pub const NO_PERMISSION_READ: &str = "the topic is not readable";

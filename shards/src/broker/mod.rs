@@ -10,6 +10,7 @@ pub mod clients;
 pub mod holds;
 pub mod metadata;
 mod register;
+pub mod schedule;
 
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
@@ -52,6 +53,8 @@ pub struct ShardConfig {
     pub frame_bytes_max: u32,
     pub long_polling_enable: bool,
     pub short_polling_time: Duration,
+    /// `messageDelayLevel`: the delay of level 1, 2, ….
+    pub delay_levels: Vec<Duration>,
 }
 
 pub struct Shard {
@@ -61,6 +64,7 @@ pub struct Shard {
     pub clients: RefCell<Clients>,
     pub holds: RefCell<Holds>,
     pub mesh: Option<Rc<Mesh>>,
+    pub delay: schedule::DelayProgress,
     rpc: RpcClient,
     register_now: Signal,
     metadata_changed: Signal,
@@ -79,10 +83,12 @@ impl Shard {
         store: Rc<Store>,
         meta: Metadata,
         mesh: Option<Rc<Mesh>>,
+        delay: schedule::DelayProgress,
     ) -> Rc<Shard> {
         Rc::new(Shard {
             config,
             store,
+            delay,
             meta: RefCell::new(meta),
             clients: RefCell::new(Clients::default()),
             holds: RefCell::new(Holds::default()),
@@ -202,6 +208,7 @@ impl Shard {
         glommio::spawn_local(register::run(self.clone())).detach();
         glommio::spawn_local(holds::run_arrivals(self.clone())).detach();
         glommio::spawn_local(holds::run_expiry(self.clone())).detach();
+        glommio::spawn_local(schedule::run(self.clone())).detach();
         let shard = self.clone();
         glommio::spawn_local(async move {
             loop {
@@ -229,6 +236,12 @@ impl Shard {
         if let Err(e) = self.store.persist_offsets().await {
             log::error!(
                 "shard {}: persisting consumer offsets failed: {e}",
+                self.config.shard_id
+            );
+        }
+        if let Err(e) = self.delay.persist().await {
+            log::error!(
+                "shard {}: persisting delay progress failed: {e}",
                 self.config.shard_id
             );
         }

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use std::rc::Rc;
 
 use crate::broker::metadata::{self, perm, TopicConfig, AUTO_CREATE_TOPIC_KEY};
+use crate::broker::schedule;
 use crate::broker::Shard;
 use crate::net::Connection;
 use crate::record::{self, find_property, property, sys_flag, BatchIter, MessageToStore};
@@ -91,22 +92,24 @@ fn prepare(
             remarks::TRANSACTION_NOT_SUPPORTED,
         ));
     }
-    if find_property(&header.properties, property::DELAY)
-        .is_some_and(|d| d.parse::<i32>().unwrap_or(0) > 0)
-    {
+    // A delayed message goes to its level's queue of the schedule topic (spec §6.8).
+    let delay_level = delay_level(&header.properties);
+    if delay_level.is_some() && cmd.body.len() > schedule::DELAY_BODY_MAX {
         return Err(fail(
             cmd,
             response::MESSAGE_ILLEGAL,
-            remarks::DELAY_NOT_SUPPORTED,
+            remarks::delay_body_too_large(cmd.body.len(), schedule::DELAY_BODY_MAX),
         ));
     }
     let store_timestamp = metadata::now_ms();
+    let levels = shard.config.delay_levels.len() as i32;
     let base = Base {
         shard,
         conn,
         header: &header,
         queue_id,
         store_timestamp,
+        scheduled_level: delay_level.map(|l| l.min(levels)),
     };
     let (appended, uniq_keys, msg_ids) = if cmd.code == request::SEND_BATCH_MESSAGE {
         store_batch(&base, &cmd.body)
@@ -185,6 +188,15 @@ struct Base<'a> {
     header: &'a SendMessageHeader,
     queue_id: i32,
     store_timestamp: i64,
+    /// The delay level when the message waits in the schedule topic first.
+    scheduled_level: Option<i32>,
+}
+
+/// `DELAY` when it names a level (> 0).
+fn delay_level(properties: &str) -> Option<i32> {
+    find_property(properties, property::DELAY)
+        .and_then(|d| d.trim().parse::<i32>().ok())
+        .filter(|level| *level > 0)
 }
 
 /// One message checked and ready to append: its final property string and UNIQ_KEY.
@@ -223,6 +235,16 @@ fn prepare_one<'a>(
         property::CLUSTER,
         shard.config.cluster_name
     );
+    if base.scheduled_level.is_some() {
+        let _ = write!(
+            props,
+            "{}\u{1}{}\u{2}{}\u{1}{}\u{2}",
+            property::REAL_TOPIC,
+            base.header.topic,
+            property::REAL_QID,
+            base.queue_id
+        );
+    }
     let ready = Ready {
         flag,
         body,
@@ -238,9 +260,13 @@ fn prepare_one<'a>(
 }
 
 fn to_store<'a>(base: &'a Base<'_>, ready: &'a Ready<'_>) -> MessageToStore<'a> {
+    let (topic, queue_id) = match base.scheduled_level {
+        Some(level) => (schedule::SCHEDULE_TOPIC, level - 1),
+        None => (base.header.topic.as_str(), base.queue_id),
+    };
     MessageToStore {
-        topic: &base.header.topic,
-        queue_id: base.queue_id,
+        topic,
+        queue_id,
         flag: ready.flag,
         sys_flag: base.header.sys_flag,
         born_timestamp: base.header.born_timestamp,
@@ -287,6 +313,9 @@ fn store_batch(base: &Base<'_>, body: &[u8]) -> Result<(Appended, String, String
         .map_err(|e| format!("bad batch body: {e}"))?;
     if items.is_empty() {
         return Err("bad batch body: no messages".into());
+    }
+    if base.scheduled_level.is_some() || items.iter().any(|i| delay_level(i.properties).is_some()) {
+        return Err(remarks::DELAY_IN_BATCH.into());
     }
     let ready: Vec<Ready<'_>> = items
         .iter()

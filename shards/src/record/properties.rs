@@ -9,6 +9,8 @@ pub mod property {
     pub const DELAY: &str = "DELAY";
     pub const TRAN_MSG: &str = "TRAN_MSG";
     pub const WAIT: &str = "WAIT";
+    pub const REAL_TOPIC: &str = "REAL_TOPIC";
+    pub const REAL_QID: &str = "REAL_QID";
 }
 
 const NAME_END: char = '\u{1}';

@@ -84,11 +84,14 @@ async fn serve(start: ShardStart) -> Result<(), String> {
         start.config.default_topic_queue_nums,
     )
     .map_err(|e| e.to_string())?;
+    let delay = crate::broker::schedule::DelayProgress::load(&start.config.store_dir)
+        .map_err(|e| e.to_string())?;
     let shard = Shard::new(
         start.config,
         store,
         meta,
         mesh.as_ref().map(|(m, _)| m.clone()),
+        delay,
     );
     shard.reconcile_topics_with_log();
     shard.spawn_background();

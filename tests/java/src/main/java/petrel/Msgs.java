@@ -20,6 +20,8 @@ final class Msgs {
                 "broker", m.getBrokerName(),
                 "queueId", m.getQueueId(),
                 "queueOffset", m.getQueueOffset(),
-                "reconsumeTimes", m.getReconsumeTimes());
+                "reconsumeTimes", m.getReconsumeTimes(),
+                "bornTimestamp", m.getBornTimestamp(),
+                "storeTimestamp", m.getStoreTimestamp());
     }
 }

@@ -29,8 +29,11 @@ final class Produce {
         int count = Interop.intArg(a, 2, "count");
         String mode = a[3];
         String group = a.length > 4 ? a[4] : "petrel_interop_producer";
+        // delayN: sync sends with setDelayTimeLevel(N).
+        int delayLevel = mode.startsWith("delay") ? Integer.parseInt(mode.substring(5)) : 0;
+        if (delayLevel > 0) mode = "sync";
         if (!mode.equals("sync") && !mode.equals("async") && !mode.equals("oneway") && !mode.equals("batch")) {
-            throw new Interop.UsageException("mode must be sync|async|oneway|batch, got: " + mode);
+            throw new Interop.UsageException("mode must be sync|async|oneway|batch|delayN, got: " + mode);
         }
 
         DefaultMQProducer producer = new DefaultMQProducer(group);
@@ -47,7 +50,9 @@ final class Produce {
                 case "sync":
                     for (int i = 0; i < count; i++) {
                         try {
-                            SendResult r = producer.send(message(topic, i));
+                            Message m = message(topic, i);
+                            if (delayLevel > 0) m.setDelayTimeLevel(delayLevel);
+                            SendResult r = producer.send(m);
                             Json.emit(resultLine(i, r, -1));
                             (r.getSendStatus() == SendStatus.SEND_OK ? ok : failed).incrementAndGet();
                         } catch (Exception e) {

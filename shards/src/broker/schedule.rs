@@ -1,0 +1,213 @@
+//! Delay levels (spec §6.8). A message sent with `DELAY=n` is stored in `SCHEDULE_TOPIC_XXXX`,
+//! queue `n − 1`, with its real topic and queue in `REAL_TOPIC`/`REAL_QID`. Every level's queue
+//! holds messages in the order they are due (one delay per level), so delivery walks each queue
+//! from its progress offset and stops at the first message not yet due: it is written again,
+//! to its real queue, without `DELAY`. Progress is persisted in `delayOffset.json`
+//! (`{"offsetTable":{"1":12,…}}`, levels from 1) with the other periodic files; after a crash a
+//! message delivered since the last write is delivered again (at least once, as RocketMQ).
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::Duration;
+
+use crate::broker::Shard;
+use crate::record::{self, decode_properties, encode_properties, property, MessageToStore};
+
+pub const SCHEDULE_TOPIC: &str = "SCHEDULE_TOPIC_XXXX";
+/// The largest body a delayed message may have.
+pub const DELAY_BODY_MAX: usize = 64 << 10;
+/// RocketMQ's default `messageDelayLevel`.
+pub const DEFAULT_LEVELS: &str = "1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h";
+const TICK: Duration = Duration::from_millis(100);
+
+/// Parses `messageDelayLevel`: space-separated durations with a unit `s`, `m`, `h` or `d`.
+pub fn parse_levels(text: &str) -> Result<Vec<Duration>, String> {
+    let levels: Vec<Duration> = text
+        .split_whitespace()
+        .map(|level| {
+            let unit_at = level.len().saturating_sub(1);
+            let (number, unit) = level.split_at(unit_at);
+            let seconds = match unit {
+                "s" => 1,
+                "m" => 60,
+                "h" => 3600,
+                "d" => 86_400,
+                _ => return Err(format!("`{level}` needs a unit s, m, h or d")),
+            };
+            let n: u64 = number
+                .parse()
+                .map_err(|_| format!("`{level}` is not a whole number of {unit}"))?;
+            Ok(Duration::from_secs(n * seconds))
+        })
+        .collect::<Result<_, _>>()?;
+    if levels.is_empty() {
+        return Err("no levels".into());
+    }
+    Ok(levels)
+}
+
+/// How far delivery got in each level's queue.
+pub struct DelayProgress {
+    path: PathBuf,
+    offsets: RefCell<BTreeMap<i32, u64>>,
+    persisted: RefCell<BTreeMap<i32, u64>>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct OnDisk {
+    #[serde(rename = "offsetTable")]
+    offset_table: BTreeMap<i32, u64>,
+}
+
+impl DelayProgress {
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "start-up, before the shard serves"
+    )]
+    pub fn load(dir: &Path) -> std::io::Result<DelayProgress> {
+        let path = dir.join("delayOffset.json");
+        let offsets = match std::fs::read(&path) {
+            Ok(bytes) => {
+                serde_json::from_slice::<OnDisk>(&bytes)
+                    .map_err(|e| {
+                        std::io::Error::new(
+                            std::io::ErrorKind::InvalidData,
+                            format!("{}: {e}", path.display()),
+                        )
+                    })?
+                    .offset_table
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(e) => return Err(e),
+        };
+        Ok(DelayProgress {
+            path,
+            persisted: RefCell::new(offsets.clone()),
+            offsets: RefCell::new(offsets),
+        })
+    }
+
+    /// Writes the progress if it moved since the last write.
+    pub async fn persist(&self) -> std::io::Result<()> {
+        let offsets = self.offsets.borrow().clone();
+        if *self.persisted.borrow() == offsets {
+            return Ok(());
+        }
+        let bytes = serde_json::to_vec(&OnDisk {
+            offset_table: offsets.clone(),
+        })
+        .expect("offsets serialize");
+        crate::store::atomic_file::write_off_shard(self.path.clone(), bytes).await?;
+        *self.persisted.borrow_mut() = offsets;
+        Ok(())
+    }
+}
+
+/// Delivers due messages every tick until the executor ends.
+pub async fn run(shard: Rc<Shard>) {
+    loop {
+        deliver_due(&shard, crate::broker::metadata::now_ms());
+        glommio::timer::sleep(TICK).await;
+    }
+}
+
+/// Writes every message due at `now_ms` to its real queue.
+pub fn deliver_due(shard: &Shard, now_ms: i64) {
+    for (index, delay) in shard.config.delay_levels.iter().enumerate() {
+        let level = index as i32 + 1;
+        loop {
+            let mut offsets = shard.delay.offsets.borrow_mut();
+            let min = shard.store.min_offset(SCHEDULE_TOPIC, index as i32);
+            let next = offsets.entry(level).or_insert(min);
+            *next = (*next).max(min);
+            let entry = {
+                let queues = shard.store.queues();
+                queues
+                    .get(SCHEDULE_TOPIC, index as i32)
+                    .and_then(|q| q.get(*next).copied())
+            };
+            let Some(entry) = entry else { break };
+            if entry.store_timestamp + delay.as_millis() as i64 > now_ms {
+                break;
+            }
+            *next += 1;
+            drop(offsets);
+            let mut bytes = Vec::with_capacity(entry.size as usize);
+            if !shard
+                .store
+                .copy_record(entry.commit_log_offset, entry.size, &mut bytes)
+            {
+                log::warn!(
+                    "shard {}: delayed message at {} is not readable; skipped",
+                    shard.config.shard_id,
+                    entry.commit_log_offset
+                );
+                continue;
+            }
+            if let Err(e) = redeliver(shard, &bytes, now_ms) {
+                log::warn!(
+                    "shard {}: delayed message at {}: {e}; skipped",
+                    shard.config.shard_id,
+                    entry.commit_log_offset
+                );
+            }
+        }
+    }
+}
+
+/// Stores the scheduled record `bytes` again in its real topic and queue, without `DELAY`.
+fn redeliver(shard: &Shard, bytes: &[u8], now_ms: i64) -> Result<(), String> {
+    let view = record::decode(bytes).map_err(|e| e.to_string())?;
+    let mut props = decode_properties(view.properties);
+    let topic = props
+        .get(property::REAL_TOPIC)
+        .ok_or("no REAL_TOPIC")?
+        .to_string();
+    let queue_id: i32 = props
+        .get(property::REAL_QID)
+        .and_then(|q| q.parse().ok())
+        .ok_or("no REAL_QID")?;
+    let exists = shard
+        .meta
+        .borrow()
+        .topic(&topic)
+        .is_some_and(|t| queue_id >= 0 && queue_id < t.queue_count());
+    if !exists {
+        return Err(format!("{topic}/{queue_id} no longer exists"));
+    }
+    props.remove(property::DELAY);
+    let properties = encode_properties(&props);
+    shard.store.append(&MessageToStore {
+        topic: &topic,
+        queue_id,
+        flag: view.flag,
+        sys_flag: view.sys_flag,
+        born_timestamp: view.born_timestamp,
+        born_host: view.born_host,
+        store_timestamp: now_ms,
+        store_host: view.store_host,
+        reconsume_times: view.reconsume_times,
+        prepared_transaction_offset: 0,
+        body: view.body,
+        properties: &properties,
+    });
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_levels_parse_and_bad_ones_are_named() {
+        let levels = parse_levels(DEFAULT_LEVELS).unwrap();
+        assert_eq!(levels.len(), 18);
+        assert_eq!(levels[2], Duration::from_secs(10));
+        assert_eq!(levels[17], Duration::from_secs(7200));
+        assert!(parse_levels("1s 2x").unwrap_err().contains("`2x`"));
+        assert!(parse_levels("s").unwrap_err().contains("`s`"));
+        assert!(parse_levels("").is_err());
+    }
+}
