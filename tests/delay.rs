@@ -150,3 +150,79 @@ fn large_delayed_bodies_and_delayed_batches_are_refused() {
     rig.send("now", "0");
     assert_eq!(rig.all().len(), 1);
 }
+
+#[test]
+fn a_message_given_back_is_retried_after_its_level_then_dead_lettered() {
+    let (_dir, petrel) = standalone(&["messageDelayLevel=1s 1s 1s 1s"]);
+    let mut rig = rig(&petrel, "TK");
+    let (_, sent) = rig.send("k", "0");
+    let first = rig.all().pop().expect("the message");
+    let broker = rig.q.broker_name.clone();
+    let send_back = |client: &mut Client, m: &MessageExt, max: i32| {
+        client
+            .call_fields(
+                &rig.addr.clone(),
+                petrel_shards::remoting::request::CONSUMER_SEND_MSG_BACK,
+                &[
+                    ("offset", m.commit_log_offset.to_string()),
+                    ("group", "GK".into()),
+                    ("delayLevel", "0".into()),
+                    ("originMsgId", m.msg_id.clone()),
+                    ("originTopic", m.topic.clone()),
+                    ("maxReconsumeTimes", max.to_string()),
+                ],
+            )
+            .unwrap()
+    };
+    let t = now_ms();
+    assert_eq!(
+        send_back(&mut rig.client, &first, 2).code,
+        response::SUCCESS
+    );
+    // Level 3 + 0 is clamped to the last of the four 1 s levels.
+    let retry_q = queue("%RETRY%GK", &broker, 0);
+    let retried = eventually(Duration::from_secs(10), || {
+        pull_all(&mut rig.client, &rig.addr, &retry_q, "*").pop()
+    });
+    assert!(retried.store_timestamp >= t + 1000, "retried early");
+    assert_eq!(&retried.body[..], b"k");
+    assert_eq!(retried.msg_id, sent.msg_id, "the client-visible ID is kept");
+    assert_eq!(retried.reconsume_times, 1);
+    assert_eq!(retried.properties.get("RETRY_TOPIC"), Some("TK"));
+    assert_eq!(
+        retried.properties.get("ORIGIN_MESSAGE_ID"),
+        Some(first.offset_msg_id.as_str())
+    );
+    // Consumed twice already with at most 1 retry allowed: straight to the dead-letter queue.
+    assert_eq!(
+        send_back(&mut rig.client, &retried, 1).code,
+        response::SUCCESS
+    );
+    let dlq_q = queue("%DLQ%GK", &broker, 0);
+    let dead = eventually(Duration::from_secs(5), || {
+        pull_all(&mut rig.client, &rig.addr, &dlq_q, "*").pop()
+    });
+    assert_eq!(dead.msg_id, sent.msg_id);
+    assert_eq!(dead.reconsume_times, 2);
+    assert_eq!(dead.properties.get("DELAY"), None);
+    assert_eq!(
+        dead.properties.get("ORIGIN_MESSAGE_ID"),
+        Some(first.offset_msg_id.as_str()),
+        "the first ID stays the origin"
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        pull_all(&mut rig.client, &rig.addr, &retry_q, "*").len(),
+        1,
+        "a dead letter is not retried"
+    );
+    // An offset where no message starts is refused.
+    let mut bogus = first.clone();
+    bogus.commit_log_offset += 1;
+    let reply = send_back(&mut rig.client, &bogus, 2);
+    assert_eq!(reply.code, response::SYSTEM_ERROR);
+    assert!(reply
+        .remark
+        .unwrap()
+        .contains("look message by offset failed"));
+}

@@ -395,3 +395,83 @@ fn java_delayed_messages_reach_a_push_consumer_after_their_level() {
         assert_eq!(m["reconsumeTimes"], 0, "{m}");
     }
 }
+
+#[test]
+fn java_consumers_that_fail_get_retries_then_a_dead_letter_queue() {
+    let (_dir, petrel) = setup_with("JavaRetry", 1, &["messageDelayLevel=1s 1s 1s 1s 1s 1s"]);
+    let ns = petrel.namesrv();
+    let sent = produce(&ns, "JavaRetry", 3, "sync");
+    let ids: BTreeSet<&str> = sent.iter().filter_map(|l| l["msgId"].as_str()).collect();
+    // A new group's retry topic appears with its first heartbeat, and the client would only
+    // see its route at its next 30 s refresh; made beforehand, the test needs seconds.
+    let mut admin = Client::new(&ns);
+    for group in ["GJavaRetry", "GJavaDead"] {
+        let retry = format!("%RETRY%{group}");
+        admin
+            .create_topic(&petrel.front_door(), &TopicConfig::new(&retry, 1, 6))
+            .unwrap();
+        eventually(Duration::from_secs(10), || admin.route(&retry).ok());
+    }
+    // Fails each message twice, then succeeds: three deliveries each, reconsumeTimes 0, 1, 2.
+    let lines = Driver::start(&[
+        "retry",
+        &ns,
+        "GJavaRetry",
+        "JavaRetry",
+        "2",
+        "16",
+        "9",
+        "90",
+    ])
+    .finish(Duration::from_secs(120));
+    let mut seen: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    for l in lines.iter().filter(|l| l.get("body").is_some()) {
+        seen.entry(l["msgId"].as_str().unwrap().to_string())
+            .or_default()
+            .push(l["reconsumeTimes"].as_i64().unwrap());
+    }
+    assert_eq!(
+        seen.keys().map(String::as_str).collect::<BTreeSet<_>>(),
+        ids,
+        "{lines:?}"
+    );
+    for (id, mut times) in seen {
+        times.sort();
+        assert_eq!(times, [0, 1, 2], "{id}: {lines:?}");
+    }
+    // Always fails with at most 1 retry: two deliveries, then the dead-letter queue.
+    let lines = Driver::start(&[
+        "retry",
+        &ns,
+        "GJavaDead",
+        "JavaRetry",
+        "100",
+        "1",
+        "6",
+        "90",
+    ])
+    .finish(Duration::from_secs(120));
+    assert_eq!(
+        lines.iter().filter(|l| l.get("body").is_some()).count(),
+        6,
+        "{lines:?}"
+    );
+    let mut client = Client::new(&ns);
+    let route = eventually(Duration::from_secs(10), || {
+        client.route("%DLQ%GJavaDead").ok()
+    });
+    let q = route
+        .subscribe_queues("%DLQ%GJavaDead")
+        .pop()
+        .expect("one DLQ queue");
+    let addr = route.broker_addr(&q.broker_name).unwrap().to_string();
+    let dead = eventually(Duration::from_secs(10), || {
+        let m = common::pull_all(&mut client, &addr, &q, "*");
+        (m.len() == 3).then_some(m)
+    });
+    for m in dead {
+        assert!(ids.contains(m.msg_id.as_str()), "{m:?}");
+        assert_eq!(m.reconsume_times, 2);
+        assert_eq!(m.properties.get("RETRY_TOPIC"), Some("JavaRetry"));
+    }
+}

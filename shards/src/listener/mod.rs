@@ -8,6 +8,7 @@ pub mod consumer_offsets;
 pub mod front_door;
 pub mod pull_message;
 pub mod query_message;
+pub mod send_back;
 pub mod send_message;
 pub mod topic_admin;
 
@@ -44,6 +45,7 @@ pub fn dispatch(shard: &Shard, conn: &Rc<Connection>, cmd: RemotingCommand) {
         request::GET_EARLIEST_MSG_STORETIME => consumer_offsets::earliest_store_time(shard, &cmd),
         request::VIEW_MESSAGE_BY_ID => query_message::view_by_id(shard, &cmd),
         request::GET_CONSUME_STATS => consume_stats::consume_stats(shard, &cmd),
+        request::CONSUMER_SEND_MSG_BACK => send_back::send_back(shard, &cmd),
         request::UPDATE_AND_CREATE_TOPIC => topic_admin::update_and_create_topic(shard, &cmd),
         request::GET_ALL_TOPIC_CONFIG => topic_admin::all_topic_config(shard, &cmd),
         request::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP => {

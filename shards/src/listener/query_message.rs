@@ -28,7 +28,7 @@ pub fn view_by_id(shard: &Shard, cmd: &RemotingCommand) -> RemotingCommand {
 /// The stored record that starts at `offset`, if one does: its size must be sane, it must
 /// decode, and it must say it was written at `offset` (so an offset inside another record, or
 /// in a segment's blank tail, finds nothing).
-fn record_at(shard: &Shard, offset: i64) -> Option<Bytes> {
+pub(crate) fn record_at(shard: &Shard, offset: i64) -> Option<Bytes> {
     let offset = u64::try_from(offset).ok()?;
     let log = shard.store.log();
     let size = log.with_bytes(offset, 4, |b| {

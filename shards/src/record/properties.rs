@@ -11,6 +11,8 @@ pub mod property {
     pub const WAIT: &str = "WAIT";
     pub const REAL_TOPIC: &str = "REAL_TOPIC";
     pub const REAL_QID: &str = "REAL_QID";
+    pub const RETRY_TOPIC: &str = "RETRY_TOPIC";
+    pub const ORIGIN_MESSAGE_ID: &str = "ORIGIN_MESSAGE_ID";
 }
 
 const NAME_END: char = '\u{1}';

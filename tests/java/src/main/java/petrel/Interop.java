@@ -64,6 +64,7 @@ public final class Interop {
             case "push": return Push.run(rest);
             case "pull": return Pull.run(rest);
             case "view": return View.run(rest);
+            case "retry": return Retry.run(rest);
             default: throw new UsageException("unknown subcommand: " + args[0]);
         }
     }

@@ -1,0 +1,106 @@
+//! CONSUMER_SEND_MSG_BACK (36), spec §4.8 and §6.5: a consumer gives a message back. It goes
+//! to `%RETRY%<group>` after the delay of level `3 + reconsumeTimes` (or the level asked for),
+//! with `reconsumeTimes + 1`, or, once it was consumed `maxReconsumeTimes` times (or when the
+//! level is negative), to `%DLQ%<group>`, which nothing consumes on its own.
+
+use crate::broker::metadata::{self, perm, TopicConfig};
+use crate::broker::{schedule, Shard};
+use crate::listener::pull_message::ensure_group;
+use crate::listener::query_message::record_at;
+use crate::record::{self, decode_properties, encode_properties, property, MessageToStore};
+use crate::remarks;
+use crate::remoting::headers::{Fields, HeaderError};
+use crate::remoting::{response, RemotingCommand};
+
+/// RocketMQ's default `maxReconsumeTimes`.
+const MAX_RECONSUME_TIMES: i32 = 16;
+
+pub fn send_back(shard: &Shard, cmd: &RemotingCommand) -> RemotingCommand {
+    let reply = |code: i32| RemotingCommand::response(code, cmd.opaque);
+    let f = Fields(&cmd.ext_fields);
+    let parsed = (|| {
+        Ok::<_, HeaderError>((
+            f.i64("offset")?,
+            f.str("group")?,
+            f.opt_i32("delayLevel")?.unwrap_or(0),
+            f.opt_i32("maxReconsumeTimes")?,
+        ))
+    })();
+    let (offset, group, level, max_times) = match parsed {
+        Ok(p) => p,
+        Err(e) => return reply(response::SYSTEM_ERROR).with_remark(e.to_string()),
+    };
+    let Some(group_config) = ensure_group(shard, group) else {
+        return reply(response::SUBSCRIPTION_GROUP_NOT_EXIST)
+            .with_remark(remarks::subscription_group_not_exist(group));
+    };
+    if group_config.retry_queue_nums <= 0 {
+        return reply(response::SUCCESS);
+    }
+    let Some(bytes) = record_at(shard, offset) else {
+        return reply(response::SYSTEM_ERROR)
+            .with_remark(format!("look message by offset failed, {offset}"));
+    };
+    let view = record::decode(&bytes).expect("record_at checked it decodes");
+    let max = max_times
+        .filter(|m| *m >= 0)
+        .unwrap_or(if group_config.retry_max_times > 0 {
+            group_config.retry_max_times
+        } else {
+            MAX_RECONSUME_TIMES
+        });
+    let mut props = decode_properties(view.properties);
+    if props.get(property::RETRY_TOPIC).is_none() {
+        props.insert(property::RETRY_TOPIC, view.topic);
+    }
+    if props.get(property::ORIGIN_MESSAGE_ID).is_none() {
+        let id = record::offset_msg_id(view.store_host, view.physical_offset);
+        props.insert(property::ORIGIN_MESSAGE_ID, &id);
+    }
+    props.remove(property::DELAY);
+    props.remove(property::REAL_TOPIC);
+    props.remove(property::REAL_QID);
+    let to_dlq = view.reconsume_times >= max || level < 0;
+    let (topic, queue_id) = if to_dlq {
+        let dlq = format!("%DLQ%{group}");
+        ensure_topic(shard, &dlq);
+        (dlq.clone(), 0)
+    } else {
+        let retry = format!("%RETRY%{group}");
+        ensure_topic(shard, &retry);
+        let levels = shard.config.delay_levels.len() as i32;
+        let level = if level > 0 {
+            level
+        } else {
+            3 + view.reconsume_times
+        }
+        .min(levels);
+        props.insert(property::DELAY, &level.to_string());
+        props.insert(property::REAL_TOPIC, &retry);
+        props.insert(property::REAL_QID, "0");
+        (schedule::SCHEDULE_TOPIC.to_string(), level - 1)
+    };
+    let properties = encode_properties(&props);
+    shard.store.append(&MessageToStore {
+        topic: &topic,
+        queue_id,
+        flag: view.flag,
+        sys_flag: view.sys_flag,
+        born_timestamp: view.born_timestamp,
+        born_host: view.born_host,
+        store_timestamp: metadata::now_ms(),
+        store_host: shard.config.advertised_addr,
+        reconsume_times: view.reconsume_times + 1,
+        prepared_transaction_offset: 0,
+        body: view.body,
+        properties: &properties,
+    });
+    reply(response::SUCCESS)
+}
+
+/// Creates a retry or dead-letter topic (one queue) the first time it is needed.
+fn ensure_topic(shard: &Shard, topic: &str) {
+    if shard.meta.borrow().topic(topic).is_none() {
+        shard.put_topic(TopicConfig::new(topic, 1, perm::READ_WRITE));
+    }
+}
