@@ -111,6 +111,19 @@ impl Interval {
             measure_cpu: None,
         }
     }
+
+    /// Adds `other`'s counts and histograms to this one's.
+    fn add(&mut self, other: &Interval) {
+        self.publish.add(&other.publish).expect("same bounds");
+        self.e2e.add(&other.e2e).expect("same bounds");
+        self.sent += other.sent;
+        self.acked += other.acked;
+        self.acked_bytes += other.acked_bytes;
+        self.received += other.received;
+        for (k, v) in &other.errors {
+            *self.errors.entry(k.clone()).or_default() += v;
+        }
+    }
 }
 
 const REPORT_EVERY_NS: u64 = 100_000_000;
@@ -228,19 +241,15 @@ fn cpu_secs(clock: libc::clockid_t) -> f64 {
     ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
 }
 
-/// What the measurement phase recorded, over all actors.
+/// What a run recorded, over all actors.
 pub struct Totals {
-    pub publish: Histogram<u64>,
-    pub e2e: Histogram<u64>,
-    pub sent: u64,
-    pub acked: u64,
-    pub acked_bytes: u64,
-    pub received: u64,
-    pub errors: BTreeMap<String, u64>,
+    /// Everything the measurement phase recorded.
+    pub measured: Interval,
     /// Sends acked in any phase, and messages received in any phase.
     pub acked_all: u64,
     pub received_all: u64,
-    pub measured: Duration,
+    /// How long the measurement phase lasted.
+    pub duration: Duration,
     pub process_cpu: f64,
     pub thread_cpu: Vec<f64>,
 }
@@ -248,38 +257,23 @@ pub struct Totals {
 impl Totals {
     fn new() -> Totals {
         Totals {
-            publish: latency_histogram(),
-            e2e: latency_histogram(),
-            sent: 0,
-            acked: 0,
-            acked_bytes: 0,
-            received: 0,
-            errors: BTreeMap::new(),
+            measured: Interval::new(Phase::Measure),
             acked_all: 0,
             received_all: 0,
-            measured: Duration::ZERO,
+            duration: Duration::ZERO,
             process_cpu: 0.0,
             thread_cpu: Vec::new(),
         }
     }
 
-    fn add(&mut self, i: Interval) {
+    fn add(&mut self, i: &Interval) {
         self.acked_all += i.acked;
         self.received_all += i.received;
         if let Some(cpu) = i.measure_cpu {
             self.thread_cpu.push(cpu);
         }
-        if i.phase != Phase::Measure {
-            return;
-        }
-        self.publish.add(&i.publish).expect("same bounds");
-        self.e2e.add(&i.e2e).expect("same bounds");
-        self.sent += i.sent;
-        self.acked += i.acked;
-        self.acked_bytes += i.acked_bytes;
-        self.received += i.received;
-        for (k, v) in i.errors {
-            *self.errors.entry(k).or_default() += v;
+        if i.phase == Phase::Measure {
+            self.measured.add(i);
         }
     }
 }
@@ -319,20 +313,17 @@ pub fn collect(
     let mut measure_started = None;
     let mut cpu_at_measure = 0.0;
     let mut backlog_acked_bytes = 0u64;
-    let mut second = (latency_histogram(), latency_histogram(), 0u64, 0u64);
+    let mut second = Interval::new(Phase::Warmup);
     let mut last_live = Instant::now();
     let started = Instant::now();
     loop {
         match rx.recv_timeout(Duration::from_millis(20)) {
             Ok(i) => {
-                second.0.add(&i.publish).expect("same bounds");
-                second.1.add(&i.e2e).expect("same bounds");
-                second.2 += i.acked;
-                second.3 += i.received;
+                second.add(&i);
                 if i.phase == Phase::Backlog {
                     backlog_acked_bytes += i.acked_bytes;
                 }
-                totals.add(i);
+                totals.add(&i);
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
@@ -361,7 +352,7 @@ pub fn collect(
                 cpu_at_measure = process_cpu_secs();
             }
             if phase == Phase::Measure {
-                totals.measured = measure_started.map_or(Duration::ZERO, |s| s.elapsed());
+                totals.duration = measure_started.map_or(Duration::ZERO, |s| s.elapsed());
                 totals.process_cpu = process_cpu_secs() - cpu_at_measure;
             }
             clock.set_phase(next);
@@ -372,15 +363,12 @@ pub fn collect(
             live(&Live {
                 phase,
                 elapsed: started.elapsed(),
-                publish_rate: second.2 as f64 / secs,
-                consume_rate: second.3 as f64 / secs,
-                publish_p99_us: second.0.value_at_quantile(0.99),
-                e2e_p99_us: second.1.value_at_quantile(0.99),
+                publish_rate: second.acked as f64 / secs,
+                consume_rate: second.received as f64 / secs,
+                publish_p99_us: second.publish.value_at_quantile(0.99),
+                e2e_p99_us: second.e2e.value_at_quantile(0.99),
             });
-            second.0.reset();
-            second.1.reset();
-            second.2 = 0;
-            second.3 = 0;
+            second = Interval::new(Phase::Warmup);
             last_live = Instant::now();
         }
     }

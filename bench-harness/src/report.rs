@@ -93,7 +93,8 @@ impl Report {
         totals: &Totals,
         started_unix_ms: u64,
     ) -> Report {
-        let secs = totals.measured.as_secs_f64().max(1e-9);
+        let m = &totals.measured;
+        let secs = totals.duration.as_secs_f64().max(1e-9);
         let thread_max = totals.thread_cpu.iter().cloned().fold(0.0, f64::max) / secs;
         let mut warnings = Vec::new();
         let cpu = totals.process_cpu / secs;
@@ -111,11 +112,11 @@ impl Report {
             ));
         }
         let subs = u64::from(workload.subscriptions_per_topic);
-        if subs > 0 && totals.received < totals.acked * subs * 95 / 100 {
+        if subs > 0 && m.received < m.acked * subs * 95 / 100 {
             warnings.push(format!(
                 "consumers received {} of {} expected messages during the measurement: they fell behind",
-                totals.received,
-                totals.acked * subs
+                m.received,
+                m.acked * subs
             ));
         }
         Report {
@@ -128,15 +129,15 @@ impl Report {
             git_commit: git_commit(),
             workload: workload.clone(),
             measured_secs: secs,
-            publish_rate: totals.acked as f64 / secs,
-            publish_mib_per_sec: totals.acked_bytes as f64 / secs / (1 << 20) as f64,
-            consume_rate: totals.received as f64 / secs,
-            sent_requests: totals.sent,
-            acked_messages: totals.acked,
-            received_messages: totals.received,
-            publish_latency_ms: Latency::from_us(&totals.publish),
-            e2e_latency_ms: Latency::from_us(&totals.e2e),
-            errors: totals.errors.clone(),
+            publish_rate: m.acked as f64 / secs,
+            publish_mib_per_sec: m.acked_bytes as f64 / secs / (1 << 20) as f64,
+            consume_rate: m.received as f64 / secs,
+            sent_requests: m.sent,
+            acked_messages: m.acked,
+            received_messages: m.received,
+            publish_latency_ms: Latency::from_us(&m.publish),
+            e2e_latency_ms: Latency::from_us(&m.e2e),
+            errors: m.errors.clone(),
             generator_cpu: cpu,
             generator_thread_cpu_max: thread_max,
             warnings,
@@ -151,9 +152,10 @@ impl Report {
         };
         put("report.json", serde_json::to_string_pretty(self)? + "\n")?;
         put("report.md", self.markdown())?;
-        put("publish.hgrm", hgrm(&totals.publish))?;
-        put("e2e.hgrm", hgrm(&totals.e2e))?;
-        let series = [("publish", &totals.publish), ("end-to-end", &totals.e2e)];
+        let m = &totals.measured;
+        put("publish.hgrm", hgrm(&m.publish))?;
+        put("e2e.hgrm", hgrm(&m.e2e))?;
+        let series = [("publish", &m.publish), ("end-to-end", &m.e2e)];
         put(
             "latency.svg",
             crate::plot::percentile_spectrum(&self.workload.name, &series)?,

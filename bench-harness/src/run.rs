@@ -81,10 +81,10 @@ pub fn run(namesrv: &str, w: &Workload, out: &Path) -> anyhow::Result<Report> {
     for warning in &report.warnings {
         log::warn!("{warning}");
     }
-    if totals.acked == 0 {
+    if totals.measured.acked == 0 {
         bail!(
             "no send was acknowledged during the measurement (errors: {:?}); the report is in {}",
-            totals.errors,
+            totals.measured.errors,
             out.display()
         );
     }

@@ -179,20 +179,14 @@ fn redeliver(shard: &Shard, bytes: &[u8], now_ms: i64) -> Result<(), String> {
     }
     props.remove(property::DELAY);
     let properties = encode_properties(&props);
-    shard.store.append(&MessageToStore {
-        topic: &topic,
+    shard.store.append(&MessageToStore::again(
+        &view,
+        &topic,
         queue_id,
-        flag: view.flag,
-        sys_flag: view.sys_flag,
-        born_timestamp: view.born_timestamp,
-        born_host: view.born_host,
-        store_timestamp: now_ms,
-        store_host: view.store_host,
-        reconsume_times: view.reconsume_times,
-        prepared_transaction_offset: 0,
-        body: view.body,
-        properties: &properties,
-    });
+        &properties,
+        now_ms,
+        view.store_host,
+    ));
     Ok(())
 }
 

@@ -64,7 +64,7 @@ pub fn send_back(shard: &Shard, cmd: &RemotingCommand) -> RemotingCommand {
     let (topic, queue_id) = if to_dlq {
         let dlq = format!("%DLQ%{group}");
         ensure_topic(shard, &dlq);
-        (dlq.clone(), 0)
+        (dlq, 0)
     } else {
         let retry = format!("%RETRY%{group}");
         ensure_topic(shard, &retry);
@@ -81,19 +81,17 @@ pub fn send_back(shard: &Shard, cmd: &RemotingCommand) -> RemotingCommand {
         (schedule::SCHEDULE_TOPIC.to_string(), level - 1)
     };
     let properties = encode_properties(&props);
+    let store_timestamp = metadata::now_ms();
     shard.store.append(&MessageToStore {
-        topic: &topic,
-        queue_id,
-        flag: view.flag,
-        sys_flag: view.sys_flag,
-        born_timestamp: view.born_timestamp,
-        born_host: view.born_host,
-        store_timestamp: metadata::now_ms(),
-        store_host: shard.config.advertised_addr,
         reconsume_times: view.reconsume_times + 1,
-        prepared_transaction_offset: 0,
-        body: view.body,
-        properties: &properties,
+        ..MessageToStore::again(
+            &view,
+            &topic,
+            queue_id,
+            &properties,
+            store_timestamp,
+            shard.config.advertised_addr,
+        )
     });
     reply(response::SUCCESS)
 }

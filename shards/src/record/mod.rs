@@ -70,6 +70,35 @@ pub struct MessageToStore<'a> {
     pub properties: &'a str,
 }
 
+impl<'a> MessageToStore<'a> {
+    /// A stored record written again (delivered after its delay, given back for a retry): its
+    /// body, flags, born time and host and reconsume count, in a new place, with new
+    /// properties, store time and store host.
+    pub fn again(
+        view: &RecordView<'a>,
+        topic: &'a str,
+        queue_id: i32,
+        properties: &'a str,
+        store_timestamp: i64,
+        store_host: SocketAddr,
+    ) -> MessageToStore<'a> {
+        MessageToStore {
+            topic,
+            queue_id,
+            flag: view.flag,
+            sys_flag: view.sys_flag,
+            born_timestamp: view.born_timestamp,
+            born_host: view.born_host,
+            store_timestamp,
+            store_host,
+            reconsume_times: view.reconsume_times,
+            prepared_transaction_offset: 0,
+            body: view.body,
+            properties,
+        }
+    }
+}
+
 /// Normalises `::ffff:a.b.c.d` to IPv4, because C++ clients read only 4-byte hosts (spec §7.1).
 pub fn normalize_host(addr: SocketAddr) -> SocketAddr {
     match addr {
