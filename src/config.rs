@@ -52,6 +52,10 @@ pub struct Config {
     pub short_polling_time_mills: Duration,
     pub frame_max_length: u32,
     pub message_delay_level: Vec<Duration>,
+    /// Name server: routes carry `orderTopicConf` from the KV store.
+    pub order_message_enable: bool,
+    /// Name server: the KV store's file; `<storePathRootDir>/namesrv/kvConfig.json` if unset.
+    pub kv_config_path: Option<PathBuf>,
 }
 
 fn online_cpus() -> usize {
@@ -89,6 +93,8 @@ impl Default for Config {
             frame_max_length: 16 << 20,
             message_delay_level: schedule::parse_levels(schedule::DEFAULT_LEVELS)
                 .expect("the default levels parse"),
+            order_message_enable: false,
+            kv_config_path: None,
         }
     }
 }
@@ -181,6 +187,8 @@ impl Config {
                         reason,
                     })?
             }
+            "orderMessageEnable" => self.order_message_enable = parse(key, v)?,
+            "kvConfigPath" => self.kv_config_path = Some(PathBuf::from(v)),
             "traceTopicEnable" => self.trace_topic_enable = parse(key, v)?,
             "registerNameServerPeriod" => {
                 self.register_name_server_period =
@@ -231,6 +239,14 @@ impl Config {
             });
         }
         Ok(config)
+    }
+
+    pub fn kv_config_path(&self) -> PathBuf {
+        self.kv_config_path.clone().unwrap_or_else(|| {
+            self.store_path_root_dir
+                .join("namesrv")
+                .join("kvConfig.json")
+        })
     }
 
     /// Name servers to register with: the `;`-separated `namesrvAddr`.

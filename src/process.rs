@@ -12,7 +12,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
-use petrel_shards::broker::ShardConfig;
+use petrel_shards::broker::{shard_broker_name, ShardConfig};
 use petrel_shards::mesh::{MeshBuilder, MESH_CHANNEL_CAPACITY};
 use petrel_shards::net::listener::bind;
 use petrel_shards::runtime::shard::{self, ShardStart};
@@ -117,11 +117,15 @@ pub fn run(role: Role, config: Config) -> anyhow::Result<()> {
 
     if let Some(listener) = namesrv_listener {
         let (stop, shutdown) = shutdown_pair()?;
+        let kv = namesrv::kv::KvConfig::load(&config.kv_config_path())
+            .map_err(|e| anyhow!("kvConfigPath {e}"))?;
         let join = namesrv::spawn(NamesrvStart {
             listener,
             shutdown,
             ready: ready_tx.clone(),
             frame_bytes_max: config.frame_max_length,
+            kv,
+            order_message_enable: config.order_message_enable,
         })?;
         namesrv_running = Some(Running { stop, join });
     }
@@ -141,7 +145,7 @@ pub fn run(role: Role, config: Config) -> anyhow::Result<()> {
             (config.shards > 1).then(|| MeshBuilder::full(config.shards, MESH_CHANNEL_CAPACITY));
         for (i, listener, local, front_door) in broker_sockets {
             let advertised: SocketAddr = addr(&config.broker_ip1, local.port())?;
-            let broker_name = format!("{}-s{i}", config.broker_name);
+            let broker_name = shard_broker_name(&config.broker_name, i);
             ready.brokers.push(ReadyBroker {
                 broker_name: broker_name.clone(),
                 addr: advertised.to_string(),
@@ -150,6 +154,7 @@ pub fn run(role: Role, config: Config) -> anyhow::Result<()> {
                 shard_id: i,
                 shard_count: config.shards,
                 broker_name,
+                process_broker_name: config.broker_name.clone(),
                 cluster_name: config.broker_cluster_name.clone(),
                 advertised_addr: advertised,
                 namesrv_addrs: namesrv_addrs.clone(),

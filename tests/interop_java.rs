@@ -1,115 +1,19 @@
 //! Interop with the Java client most RocketMQ users run (`org.apache.rocketmq:rocketmq-client`
-//! 5.5.0), through a small driver under `tests/java/` that Maven builds on first use. Each test
+//! 5.5.0), through the driver in `tests/common/java.rs`. Each test
 //! starts a `petrel standalone` and runs the driver as a subprocess; the driver prints one JSON
 //! object per line (per sent or received message), which the test checks.
 
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::java::{produce, Driver};
 use common::{eventually, Petrel};
 use petrel::client::Client;
 use petrel_shards::broker::metadata::TopicConfig;
 use petrel_shards::remoting::request;
 use serde_json::Value;
-
-/// Builds the driver once per test binary and returns the jar's path.
-fn jar() -> &'static str {
-    static JAR: OnceLock<String> = OnceLock::new();
-    JAR.get_or_init(|| {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/java/build.sh");
-        let out = Command::new("bash")
-            .arg(script)
-            .output()
-            .expect("bash runs tests/java/build.sh");
-        assert!(
-            out.status.success(),
-            "building the Java driver failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .last()
-            .expect("jar path")
-            .trim()
-            .to_string()
-    })
-}
-
-/// A running driver process: its JSON lines arrive on `lines`; killed on drop.
-struct Driver {
-    child: Child,
-    lines: mpsc::Receiver<Value>,
-}
-
-impl Driver {
-    fn start(args: &[&str]) -> Driver {
-        let log_dir = std::env::temp_dir().join("petrel-interop-logs");
-        let mut child = Command::new("java")
-            .args([
-                "-Xmx256m",
-                "-XX:+UseSerialGC",
-                "-XX:TieredStopAtLevel=1",
-                "-jar",
-                jar(),
-            ])
-            .args(args)
-            .env("PETREL_INTEROP_LOG_DIR", log_dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("java runs");
-        let (tx, rx) = mpsc::channel();
-        let stdout = child.stdout.take().expect("piped");
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let value: Value = serde_json::from_str(&line)
-                    .unwrap_or_else(|_| panic!("driver printed non-JSON: {line}"));
-                let _ = tx.send(value);
-            }
-        });
-        Driver { child, lines: rx }
-    }
-
-    /// Reads lines until one has `done` (returned with everything before it) or `started`.
-    fn read_until(&self, key: &str, limit: Duration) -> Vec<Value> {
-        let deadline = Instant::now() + limit;
-        let mut out = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = self
-                .lines
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("driver gave no `{key}` line; got {out:?}"));
-            assert!(line.get("error").is_none(), "driver failed: {line}");
-            if line.get(key).is_some() {
-                out.push(line);
-                return out;
-            }
-            out.push(line);
-        }
-    }
-
-    fn finish(mut self, limit: Duration) -> Vec<Value> {
-        let lines = self.read_until("done", limit);
-        let status = self.child.wait().expect("driver exits");
-        assert!(status.success(), "driver exit status {status:?}");
-        lines
-    }
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn setup(topic: &str, queues: i32) -> (tempfile::TempDir, Petrel) {
     setup_with(topic, queues, &[])
@@ -124,15 +28,6 @@ fn setup_with(topic: &str, queues: i32, extra: &[&str]) -> (tempfile::TempDir, P
         .unwrap();
     eventually(Duration::from_secs(10), || client.route(topic).ok());
     (dir, petrel)
-}
-
-fn produce(ns: &str, topic: &str, count: usize, mode: &str) -> Vec<Value> {
-    let lines = Driver::start(&["produce", ns, topic, &count.to_string(), mode])
-        .finish(Duration::from_secs(120));
-    let done = lines.last().unwrap();
-    assert_eq!(done["sent"], count, "{mode}: {done}");
-    assert_eq!(done["failed"], 0, "{mode}: {done}");
-    lines[..lines.len() - 1].to_vec()
 }
 
 /// Received messages, keyed by body, checked for what the driver's producer put in them.

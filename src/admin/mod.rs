@@ -3,11 +3,12 @@
 
 mod progress;
 mod query;
+mod topic;
 
 use anyhow::{bail, Context};
 use bytes::Bytes;
 use clap::{Args, Subcommand};
-use petrel_shards::broker::metadata::{perm, TopicConfig};
+use petrel_shards::broker::metadata::TopicConfig;
 
 use crate::client::{properties, Client, Message, MessageQueue, PullRequest};
 
@@ -144,16 +145,6 @@ pub enum AdminCommand {
     },
 }
 
-fn perm_text(p: i32) -> String {
-    let flag = |bit: i32, c: char| if p & bit != 0 { c } else { '-' };
-    format!(
-        "{}{}{}",
-        flag(perm::READ, 'R'),
-        flag(perm::WRITE, 'W'),
-        flag(perm::INHERIT, 'X')
-    )
-}
-
 pub fn run(command: AdminCommand) -> anyhow::Result<()> {
     match command {
         AdminCommand::UpdateTopic {
@@ -166,31 +157,12 @@ pub fn run(command: AdminCommand) -> anyhow::Result<()> {
             perm,
             order,
         } => {
-            let mut client = Client::new(&ns.namesrv_addr);
             let config = TopicConfig {
                 order,
+                write_queue_nums,
                 ..TopicConfig::new(&topic, read_queue_nums, perm)
             };
-            let config = TopicConfig {
-                write_queue_nums,
-                ..config
-            };
-            let targets = match (broker_addr, cluster_name) {
-                (Some(addr), _) => vec![addr],
-                (None, Some(cluster)) => masters_of(&mut client, &cluster)?,
-                (None, None) => bail!("updateTopic needs -b brokerAddr or -c clusterName"),
-            };
-            for addr in targets {
-                client
-                    .create_topic(&addr, &config)
-                    .with_context(|| format!("create topic to {addr} failed"))?;
-                println!("create topic to {addr} success.");
-            }
-            println!(
-                "TopicConfig [topicName={}, readQueueNums={}, writeQueueNums={}, perm={}, topicFilterType={}, topicSysFlag={}, order={}, attributes={{}}]",
-                config.topic_name, config.read_queue_nums, config.write_queue_nums, perm_text(config.perm),
-                config.topic_filter_type, config.topic_sys_flag, config.order
-            );
+            topic::update(&ns.namesrv_addr, broker_addr, cluster_name, &config)?;
         }
         AdminCommand::TopicList { ns } => {
             for topic in Client::new(&ns.namesrv_addr).topic_list()? {
@@ -406,24 +378,4 @@ pub fn run(command: AdminCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-fn masters_of(client: &mut Client, cluster: &str) -> anyhow::Result<Vec<String>> {
-    let info = client.cluster_info()?;
-    let names = info["clusterAddrTable"][cluster]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    let mut out = Vec::new();
-    for name in names {
-        if let Some(addr) =
-            info["brokerAddrTable"][name.as_str().unwrap_or_default()]["brokerAddrs"]["0"].as_str()
-        {
-            out.push(addr.to_string());
-        }
-    }
-    if out.is_empty() {
-        bail!("cluster {cluster} has no master brokers");
-    }
-    Ok(out)
 }

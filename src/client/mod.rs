@@ -277,8 +277,13 @@ impl Client {
         Ok(Self::json_body::<TopicList>(&reply)?.topic_list)
     }
 
-    /// UPDATE_AND_CREATE_TOPIC on the broker (or front door) at `addr`.
-    pub fn create_topic(&mut self, addr: &str, topic: &TopicConfig) -> Result<(), ClientError> {
+    /// UPDATE_AND_CREATE_TOPIC on the broker (or front door) at `addr`; the reply of a front
+    /// door names where the write queues went (`queueLayout`, `brokerName:n;…`).
+    pub fn create_topic(
+        &mut self,
+        addr: &str,
+        topic: &TopicConfig,
+    ) -> Result<RemotingCommand, ClientError> {
         let mut ext = ExtFields::new();
         ext.insert("topic", &topic.topic_name);
         ext.insert("defaultTopic", "TBW102");
@@ -294,6 +299,30 @@ impl Client {
         )?;
         if reply.code != response::SUCCESS {
             return Err(ClientError::broker(&reply));
+        }
+        Ok(reply)
+    }
+
+    /// PUT_KV_CONFIG on every name server of the list (as mqadmin does); the first failure is
+    /// the error.
+    pub fn put_kv_everywhere(
+        &mut self,
+        namespace: &str,
+        key: &str,
+        value: &str,
+    ) -> Result<(), ClientError> {
+        for addr in self.namesrv.clone() {
+            let mut ext = ExtFields::new();
+            ext.insert("namespace", namespace);
+            ext.insert("key", key);
+            ext.insert("value", value);
+            let reply = self.call(
+                &addr,
+                RemotingCommand::request(request::PUT_KV_CONFIG, ext, Bytes::new()),
+            )?;
+            if reply.code != response::SUCCESS {
+                return Err(ClientError::broker(&reply));
+            }
         }
         Ok(())
     }

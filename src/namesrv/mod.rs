@@ -2,6 +2,7 @@
 //! stateless: routes live in memory and are rebuilt from registrations. Runs on one glommio
 //! executor of its own (`namesrv`), unpinned: it is tiny and must not steal a shard's core.
 
+pub mod kv;
 pub mod routes;
 
 use std::cell::RefCell;
@@ -13,12 +14,14 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_lite::AsyncReadExt;
 use glommio::{LocalExecutorBuilder, Placement};
+use kv::{KvConfig, ORDER_TOPIC_CONFIG};
 use petrel_shards::net::connection::{serve_connection, ConnectionLimits, Handler};
 use petrel_shards::net::listener::into_glommio;
 use petrel_shards::net::Connection;
 use petrel_shards::remarks;
 use petrel_shards::remoting::headers::{Fields, HeaderError};
 use petrel_shards::remoting::{request, response, RemotingCommand};
+use petrel_shards::runtime::watermark::Signal;
 use routes::{RegisterBrokerBody, Registration, Routes, BROKER_EXPIRY};
 
 /// How often dead brokers are looked for (`scanNotActiveBrokerInterval`).
@@ -26,6 +29,9 @@ const EXPIRY_SCAN: Duration = Duration::from_secs(5);
 
 pub struct NameServer {
     routes: RefCell<Routes>,
+    kv: RefCell<KvConfig>,
+    kv_changed: Signal,
+    order_message_enable: bool,
 }
 
 impl NameServer {
@@ -79,10 +85,58 @@ impl NameServer {
         let topic = Fields(&cmd.ext_fields).str("topic")?;
         let routes = self.routes.borrow();
         Ok(match routes.route(topic) {
-            Some(route) => ok_json(cmd, &route),
+            Some(mut route) => {
+                let kv = self.kv.borrow();
+                if self.order_message_enable {
+                    route.order_topic_conf = kv.get(ORDER_TOPIC_CONFIG, topic);
+                }
+                ok_json(cmd, &route)
+            }
             None => RemotingCommand::response(response::TOPIC_NOT_EXIST, cmd.opaque).with_remark(
                 format!("No topic route info in name server for the topic: {topic}"),
             ),
+        })
+    }
+
+    fn put_kv(&self, cmd: &RemotingCommand) -> Result<RemotingCommand, HeaderError> {
+        let f = Fields(&cmd.ext_fields);
+        let (namespace, key, value) = (f.str("namespace")?, f.str("key")?, f.str("value")?);
+        self.kv.borrow_mut().put(namespace, key, value);
+        self.kv_changed.raise();
+        log::info!("namesrv: kv {namespace}/{key} = {value}");
+        Ok(RemotingCommand::response(response::SUCCESS, cmd.opaque))
+    }
+
+    fn get_kv(&self, cmd: &RemotingCommand) -> Result<RemotingCommand, HeaderError> {
+        let f = Fields(&cmd.ext_fields);
+        let (namespace, key) = (f.str("namespace")?, f.str("key")?);
+        Ok(match self.kv.borrow().get(namespace, key) {
+            Some(value) => {
+                RemotingCommand::response(response::SUCCESS, cmd.opaque).with_field("value", value)
+            }
+            None => RemotingCommand::response(response::QUERY_NOT_FOUND, cmd.opaque)
+                .with_remark(format!("No config item, Namespace: {namespace} Key: {key}")),
+        })
+    }
+
+    fn delete_kv(&self, cmd: &RemotingCommand) -> Result<RemotingCommand, HeaderError> {
+        let f = Fields(&cmd.ext_fields);
+        if self
+            .kv
+            .borrow_mut()
+            .delete(f.str("namespace")?, f.str("key")?)
+        {
+            self.kv_changed.raise();
+        }
+        Ok(RemotingCommand::response(response::SUCCESS, cmd.opaque))
+    }
+
+    fn kv_list(&self, cmd: &RemotingCommand) -> Result<RemotingCommand, HeaderError> {
+        let namespace = Fields(&cmd.ext_fields).str("namespace")?;
+        Ok(match self.kv.borrow().namespace(namespace) {
+            Some(table) => ok_json(cmd, &serde_json::json!({ "table": table })),
+            None => RemotingCommand::response(response::QUERY_NOT_FOUND, cmd.opaque)
+                .with_remark(format!("No config item, Namespace: {namespace}")),
         })
     }
 
@@ -98,6 +152,10 @@ impl NameServer {
                 cmd,
                 &serde_json::json!({ "topicList": self.routes.borrow().topic_names() }),
             )),
+            request::PUT_KV_CONFIG => self.put_kv(cmd),
+            request::GET_KV_CONFIG => self.get_kv(cmd),
+            request::DELETE_KV_CONFIG => self.delete_kv(cmd),
+            request::GET_KVLIST_BY_NAMESPACE => self.kv_list(cmd),
             other => Ok(RemotingCommand::response(
                 response::REQUEST_CODE_NOT_SUPPORTED,
                 cmd.opaque,
@@ -138,6 +196,10 @@ pub struct NamesrvStart {
     pub shutdown: OwnedFd,
     pub ready: Sender<(usize, Result<(), String>)>,
     pub frame_bytes_max: u32,
+    /// `kvConfigPath`, already read.
+    pub kv: KvConfig,
+    /// `orderMessageEnable`: routes carry `orderTopicConf`.
+    pub order_message_enable: bool,
 }
 
 /// The id the name server reports on the ready channel (shards use 0..n).
@@ -154,7 +216,24 @@ pub fn spawn(start: NamesrvStart) -> std::io::Result<glommio::ExecutorJoinHandle
 async fn serve(start: NamesrvStart) {
     let server = Rc::new(NameServer {
         routes: RefCell::new(Routes::default()),
+        kv: RefCell::new(start.kv),
+        kv_changed: Signal::default(),
+        order_message_enable: start.order_message_enable,
     });
+    let kv_writer = {
+        let server = server.clone();
+        glommio::spawn_local(async move {
+            loop {
+                server.kv_changed.wait().await;
+                let (path, bytes) = server.kv.borrow().snapshot();
+                if let Err(e) =
+                    petrel_shards::store::atomic_file::write_off_shard(path.clone(), bytes).await
+                {
+                    log::error!("namesrv: writing {} failed: {e}", path.display());
+                }
+            }
+        })
+    };
     let expiry = {
         let server = server.clone();
         glommio::spawn_local(async move {
@@ -199,5 +278,6 @@ async fn serve(start: NamesrvStart) {
     let _ = stop.read(&mut [0u8; 1]).await;
     drop(accept);
     drop(expiry);
+    drop(kv_writer);
     log::info!("namesrv: stopped");
 }

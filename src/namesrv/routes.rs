@@ -85,6 +85,8 @@ pub struct TopicRouteData<'a> {
     pub broker_datas: Vec<&'a BrokerData>,
     pub filter_server_table: BTreeMap<String, Vec<String>>,
     pub queue_datas: Vec<&'a QueueData>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order_topic_conf: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -222,6 +224,7 @@ impl Routes {
             broker_datas,
             filter_server_table: BTreeMap::new(),
             queue_datas: queues.values().collect(),
+            order_topic_conf: None,
         })
     }
 

@@ -5,6 +5,8 @@
     reason = "each test binary uses a different part of the harness"
 )]
 
+pub mod java;
+
 use std::io::{BufRead, BufReader};
 
 use petrel::client::{Client, MessageQueue, PullRequest};

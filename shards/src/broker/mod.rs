@@ -8,6 +8,7 @@
 
 pub mod clients;
 pub mod holds;
+pub mod locks;
 pub mod metadata;
 mod register;
 pub mod schedule;
@@ -33,8 +34,10 @@ use metadata::{Metadata, SubscriptionGroupConfig, TopicConfig};
 pub struct ShardConfig {
     pub shard_id: usize,
     pub shard_count: usize,
-    /// This shard's broker name in routes.
+    /// This shard's broker name in routes: `shard_broker_name(process_broker_name, shard_id)`.
     pub broker_name: String,
+    /// `brokerName` of the process.
+    pub process_broker_name: String,
     pub cluster_name: String,
     /// `ip:port` clients reach this shard at; also the store host in records.
     pub advertised_addr: SocketAddr,
@@ -57,12 +60,18 @@ pub struct ShardConfig {
     pub delay_levels: Vec<Duration>,
 }
 
+/// The broker name shard `i` of a process named `process` has in routes.
+pub fn shard_broker_name(process: &str, i: usize) -> String {
+    format!("{process}-s{i}")
+}
+
 pub struct Shard {
     pub config: ShardConfig,
     pub store: Rc<Store>,
     pub meta: RefCell<Metadata>,
     pub clients: RefCell<Clients>,
     pub holds: RefCell<Holds>,
+    pub locks: RefCell<locks::QueueLocks>,
     pub mesh: Option<Rc<Mesh>>,
     pub delay: schedule::DelayProgress,
     rpc: RpcClient,
@@ -92,6 +101,7 @@ impl Shard {
             meta: RefCell::new(meta),
             clients: RefCell::new(Clients::default()),
             holds: RefCell::new(Holds::default()),
+            locks: RefCell::new(locks::QueueLocks::default()),
             mesh,
             rpc: RpcClient::default(),
             register_now: Signal::default(),

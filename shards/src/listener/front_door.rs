@@ -10,7 +10,7 @@ use bytes::Bytes;
 
 use super::{dispatch, run_on, topic_admin};
 use crate::broker::metadata::{TopicConfig, TopicTable};
-use crate::broker::Shard;
+use crate::broker::{shard_broker_name, Shard};
 use crate::net::connection::Handler;
 use crate::net::Connection;
 use crate::remoting::{request, response, RemotingCommand};
@@ -52,6 +52,14 @@ async fn create_topic(shard: &Shard, cmd: &RemotingCommand) -> RemotingCommand {
         Err(reply) => return reply,
     };
     let shards = shard.config.shard_count;
+    let layout: Vec<String> = (0..shards)
+        .map(|i| (i, split_queues(topic.write_queue_nums, i, shards)))
+        .filter(|&(_, n)| n > 0)
+        .map(|(i, n)| {
+            let name = shard_broker_name(&shard.config.process_broker_name, i);
+            format!("{name}:{n}")
+        })
+        .collect();
     let parts = (0..shards).filter_map(|i| {
         let read = split_queues(topic.read_queue_nums, i, shards);
         let write = split_queues(topic.write_queue_nums, i, shards);
@@ -63,7 +71,11 @@ async fn create_topic(shard: &Shard, cmd: &RemotingCommand) -> RemotingCommand {
         part.ext_fields.insert("writeQueueNums", write.to_string());
         Some((i, part))
     });
-    run_each(shard, cmd.opaque, parts.collect()).await
+    let reply = run_each(shard, cmd.opaque, parts.collect()).await;
+    if reply.code != response::SUCCESS {
+        return reply;
+    }
+    reply.with_field("queueLayout", layout.join(";"))
 }
 
 /// Runs `cmd` on every shard (group configuration lives on each).

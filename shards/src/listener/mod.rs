@@ -8,6 +8,7 @@ pub mod consumer_offsets;
 pub mod front_door;
 pub mod pull_message;
 pub mod query_message;
+pub mod rebalance_lock;
 pub mod send_back;
 pub mod send_message;
 pub mod topic_admin;
@@ -46,6 +47,8 @@ pub fn dispatch(shard: &Shard, conn: &Rc<Connection>, cmd: RemotingCommand) {
         request::VIEW_MESSAGE_BY_ID => query_message::view_by_id(shard, &cmd),
         request::GET_CONSUME_STATS => consume_stats::consume_stats(shard, &cmd),
         request::CONSUMER_SEND_MSG_BACK => send_back::send_back(shard, &cmd),
+        request::LOCK_BATCH_MQ => rebalance_lock::lock_batch(shard, &cmd),
+        request::UNLOCK_BATCH_MQ => rebalance_lock::unlock_batch(shard, &cmd),
         request::UPDATE_AND_CREATE_TOPIC => topic_admin::update_and_create_topic(shard, &cmd),
         request::GET_ALL_TOPIC_CONFIG => topic_admin::all_topic_config(shard, &cmd),
         request::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP => {

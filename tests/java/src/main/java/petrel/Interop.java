@@ -65,6 +65,7 @@ public final class Interop {
             case "pull": return Pull.run(rest);
             case "view": return View.run(rest);
             case "retry": return Retry.run(rest);
+            case "orderly": return Orderly.run(rest);
             default: throw new UsageException("unknown subcommand: " + args[0]);
         }
     }

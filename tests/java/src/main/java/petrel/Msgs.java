@@ -16,6 +16,8 @@ final class Msgs {
                 "tags", m.getTags(),
                 "keys", m.getKeys(),
                 "idx", m.getUserProperty("idx"),
+                "okey", m.getUserProperty("okey"),
+                "at", System.nanoTime(),
                 "color", m.getUserProperty("color"),
                 "broker", m.getBrokerName(),
                 "queueId", m.getQueueId(),

@@ -14,9 +14,14 @@ import org.apache.rocketmq.client.producer.SendResult;
 import org.apache.rocketmq.client.producer.SendStatus;
 import org.apache.rocketmq.common.message.Message;
 
-/** produce &lt;namesrv&gt; &lt;topic&gt; &lt;count&gt; &lt;sync|async|oneway|batch&gt; [group] */
+/**
+ * produce &lt;namesrv&gt; &lt;topic&gt; &lt;count&gt; &lt;sync|async|oneway|batch|delayN|orderN&gt; [group] [firstIndex]
+ * — orderN: sync sends through a MessageQueueSelector on the hash of the order key
+ * "order-(i mod N)", carried in the user property "okey".
+ */
 final class Produce {
-    private static final String USAGE = "produce <namesrv> <topic> <count> <sync|async|oneway|batch> [group]";
+    private static final String USAGE =
+            "produce <namesrv> <topic> <count> <sync|async|oneway|batch|delayN|orderN> [group] [firstIndex]";
     private static final int ASYNC_IN_FLIGHT = 64;
     private static final int BATCH_SIZE = 10;
 
@@ -29,9 +34,13 @@ final class Produce {
         int count = Interop.intArg(a, 2, "count");
         String mode = a[3];
         String group = a.length > 4 ? a[4] : "petrel_interop_producer";
+        int first = a.length > 5 ? Interop.intArg(a, 5, "firstIndex") : 0;
         // delayN: sync sends with setDelayTimeLevel(N).
         int delayLevel = mode.startsWith("delay") ? Integer.parseInt(mode.substring(5)) : 0;
         if (delayLevel > 0) mode = "sync";
+        // orderN: sync sends, the queue chosen by the order key.
+        int orderKeys = mode.startsWith("order") ? Integer.parseInt(mode.substring(5)) : 0;
+        if (orderKeys > 0) mode = "sync";
         if (!mode.equals("sync") && !mode.equals("async") && !mode.equals("oneway") && !mode.equals("batch")) {
             throw new Interop.UsageException("mode must be sync|async|oneway|batch|delayN, got: " + mode);
         }
@@ -48,11 +57,19 @@ final class Produce {
         try {
             switch (mode) {
                 case "sync":
-                    for (int i = 0; i < count; i++) {
+                    for (int i = first; i < first + count; i++) {
                         try {
                             Message m = message(topic, i);
                             if (delayLevel > 0) m.setDelayTimeLevel(delayLevel);
-                            SendResult r = producer.send(m);
+                            SendResult r;
+                            if (orderKeys > 0) {
+                                String key = "order-" + (i % orderKeys);
+                                m.putUserProperty("okey", key);
+                                r = producer.send(m, (mqs, msg, arg) ->
+                                        mqs.get(Math.floorMod(arg.hashCode(), mqs.size())), key);
+                            } else {
+                                r = producer.send(m);
+                            }
                             Json.emit(resultLine(i, r, -1));
                             (r.getSendStatus() == SendStatus.SEND_OK ? ok : failed).incrementAndGet();
                         } catch (Exception e) {

@@ -1,0 +1,113 @@
+//! Topic administration: `updateTopic` (with `-o`, the name servers' order config).
+
+use anyhow::{bail, Context};
+use petrel_shards::broker::metadata::{perm, TopicConfig};
+
+use crate::client::Client;
+
+/// A master broker of the cluster: its name and address.
+pub struct Master {
+    pub name: String,
+    pub addr: String,
+}
+
+/// The masters of `cluster`, as the name server knows them.
+pub fn masters_of(client: &mut Client, cluster: &str) -> anyhow::Result<Vec<Master>> {
+    let info = client.cluster_info()?;
+    let names = info["clusterAddrTable"][cluster]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for name in names {
+        let name = name.as_str().unwrap_or_default();
+        if let Some(addr) = info["brokerAddrTable"][name]["brokerAddrs"]["0"].as_str() {
+            out.push(Master {
+                name: name.to_string(),
+                addr: addr.to_string(),
+            });
+        }
+    }
+    if out.is_empty() {
+        bail!("cluster {cluster} has no master brokers");
+    }
+    Ok(out)
+}
+
+/// The name of the broker registered at `addr`, if one is.
+fn broker_name_at(client: &mut Client, addr: &str) -> anyhow::Result<Option<String>> {
+    let info = client.cluster_info()?;
+    let table = info["brokerAddrTable"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    Ok(table.into_iter().find_map(|(name, data)| {
+        let addrs = data["brokerAddrs"].as_object()?;
+        addrs
+            .values()
+            .any(|a| a.as_str() == Some(addr))
+            .then_some(name)
+    }))
+}
+
+fn perm_text(p: i32) -> String {
+    let flag = |bit: i32, c: char| if p & bit != 0 { c } else { '-' };
+    format!(
+        "{}{}{}",
+        flag(perm::READ, 'R'),
+        flag(perm::WRITE, 'W'),
+        flag(perm::INHERIT, 'X')
+    )
+}
+
+/// Creates or updates `config` on the broker at `broker_addr` (a shard or a front door) or on
+/// every master of `cluster`. With `order`, the topic's `brokerName:writeQueueNums;…` goes to
+/// every name server as `ORDER_TOPIC_CONFIG`, so clients keep its queue set fixed.
+pub fn update(
+    namesrv: &str,
+    broker_addr: Option<String>,
+    cluster: Option<String>,
+    config: &TopicConfig,
+) -> anyhow::Result<()> {
+    let mut client = Client::new(namesrv);
+    let targets: Vec<(Option<String>, String)> = match (broker_addr, cluster) {
+        (Some(addr), _) => vec![(broker_name_at(&mut client, &addr)?, addr)],
+        (None, Some(cluster)) => masters_of(&mut client, &cluster)?
+            .into_iter()
+            .map(|m| (Some(m.name), m.addr))
+            .collect(),
+        (None, None) => bail!("updateTopic needs -b brokerAddr or -c clusterName"),
+    };
+    let mut order_conf = Vec::new();
+    for (name, addr) in targets {
+        let reply = client
+            .create_topic(&addr, config)
+            .with_context(|| format!("create topic to {addr} failed"))?;
+        println!("create topic to {addr} success.");
+        // A front door splits the queues over its shards and says how.
+        match (reply.field("queueLayout"), name) {
+            (Some(layout), _) => order_conf.extend(layout.split(';').map(str::to_string)),
+            (None, Some(name)) => order_conf.push(format!("{name}:{}", config.write_queue_nums)),
+            (None, None) if config.order => {
+                bail!("{addr} is not a broker the name server knows; cannot write the order config")
+            }
+            (None, None) => {}
+        }
+    }
+    if config.order {
+        let value = order_conf.join(";");
+        client
+            .put_kv_everywhere("ORDER_TOPIC_CONFIG", &config.topic_name, &value)
+            .context("writing the order config to the name servers failed")?;
+        println!(
+            "set order config {}={value} on every name server.",
+            config.topic_name
+        );
+    }
+    println!(
+        "TopicConfig [topicName={}, readQueueNums={}, writeQueueNums={}, perm={}, topicFilterType={}, topicSysFlag={}, order={}, attributes={{}}]",
+        config.topic_name, config.read_queue_nums, config.write_queue_nums, perm_text(config.perm),
+        config.topic_filter_type, config.topic_sys_flag, config.order
+    );
+    Ok(())
+}
