@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use petrel_shards::broker::schedule;
+use petrel_shards::broker::transaction::TransactionConfig;
 use petrel_shards::commitlog::FlushDiskType;
 
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +53,9 @@ pub struct Config {
     pub short_polling_time_mills: Duration,
     pub frame_max_length: u32,
     pub message_delay_level: Vec<Duration>,
+    /// `transactionTimeOut`, `transactionCheckMax`, `transactionCheckInterval`,
+    /// `rejectTransactionMessage`.
+    pub transactions: TransactionConfig,
     /// Name server: routes carry `orderTopicConf` from the KV store.
     pub order_message_enable: bool,
     /// Name server: the KV store's file; `<storePathRootDir>/namesrv/kvConfig.json` if unset.
@@ -94,6 +98,7 @@ impl Default for Config {
             message_delay_level: schedule::parse_levels(schedule::DEFAULT_LEVELS)
                 .expect("the default levels parse"),
             order_message_enable: false,
+            transactions: TransactionConfig::default(),
             kv_config_path: None,
         }
     }
@@ -187,6 +192,10 @@ impl Config {
                         reason,
                     })?
             }
+            "transactionTimeOut" => self.transactions.timeout = millis(key, v)?,
+            "transactionCheckMax" => self.transactions.check_max = bounded(key, v, 1u32, 1000)?,
+            "transactionCheckInterval" => self.transactions.check_interval = millis(key, v)?,
+            "rejectTransactionMessage" => self.transactions.reject = parse(key, v)?,
             "orderMessageEnable" => self.order_message_enable = parse(key, v)?,
             "kvConfigPath" => self.kv_config_path = Some(PathBuf::from(v)),
             "traceTopicEnable" => self.trace_topic_enable = parse(key, v)?,

@@ -173,6 +173,7 @@ pub fn run(role: Role, config: Config) -> anyhow::Result<()> {
                 long_polling_enable: config.long_polling_enable,
                 short_polling_time: config.short_polling_time_mills,
                 delay_levels: config.message_delay_level.clone(),
+                transactions: config.transactions,
             };
             let (stop, shutdown) = shutdown_pair()?;
             let cpu = if config.shard_pinning {

@@ -37,8 +37,11 @@ pub fn send_forbidden(topic: &str) -> String {
     format!("Sending message to topic[{topic}] is forbidden.")
 }
 
-pub const TRANSACTION_NOT_SUPPORTED: &str =
-    "transactional messages are not supported by this broker yet";
+/// `rejectTransactionMessage=true`, in RocketMQ's words.
+pub fn transaction_forbidden(broker: &str) -> String {
+    format!("the broker[{broker}] sending transaction message is forbidden")
+}
+pub const TRANSACTION_IN_BATCH: &str = "transactional messages cannot be sent in a batch";
 pub const DELAY_IN_BATCH: &str = "delay-level messages cannot be sent in a batch";
 
 pub fn delay_body_too_large(len: usize, max: usize) -> String {

@@ -215,6 +215,18 @@ impl Clients {
         ids
     }
 
+    /// A live connection of producer group `group`; `pick` chooses among several, so that
+    /// repeated calls can spread over them.
+    pub fn producer_connection(&self, group: &str, pick: usize) -> Option<Rc<Connection>> {
+        let live: Vec<Rc<Connection>> = self
+            .producers
+            .get(group)?
+            .iter()
+            .filter_map(|c| c.conn.upgrade())
+            .collect();
+        (!live.is_empty()).then(|| live[pick % live.len()].clone())
+    }
+
     /// Connections of the members of `group`, for NOTIFY_CONSUMER_IDS_CHANGED.
     pub fn consumer_connections(&self, group: &str) -> Vec<Rc<Connection>> {
         let Some(g) = self.consumers.get(group) else {

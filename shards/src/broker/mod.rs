@@ -12,6 +12,7 @@ pub mod locks;
 pub mod metadata;
 mod register;
 pub mod schedule;
+pub mod transaction;
 
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
@@ -58,6 +59,7 @@ pub struct ShardConfig {
     pub short_polling_time: Duration,
     /// `messageDelayLevel`: the delay of level 1, 2, ….
     pub delay_levels: Vec<Duration>,
+    pub transactions: transaction::TransactionConfig,
 }
 
 /// The broker name shard `i` of a process named `process` has in routes.
@@ -74,6 +76,7 @@ pub struct Shard {
     pub locks: RefCell<locks::QueueLocks>,
     pub mesh: Option<Rc<Mesh>>,
     pub delay: schedule::DelayProgress,
+    pub transactions: transaction::Transactions,
     rpc: RpcClient,
     register_now: Signal,
     metadata_changed: Signal,
@@ -93,11 +96,13 @@ impl Shard {
         meta: Metadata,
         mesh: Option<Rc<Mesh>>,
         delay: schedule::DelayProgress,
+        transactions: transaction::Transactions,
     ) -> Rc<Shard> {
         Rc::new(Shard {
             config,
             store,
             delay,
+            transactions,
             meta: RefCell::new(meta),
             clients: RefCell::new(Clients::default()),
             holds: RefCell::new(Holds::default()),
@@ -139,6 +144,15 @@ impl Shard {
         self.meta.borrow_mut().put_topic(config);
         self.register_now.raise();
         self.metadata_changed.raise();
+    }
+
+    /// Creates a one-queue topic (retry, dead-letter, discarded transactions) the first time
+    /// it is needed.
+    pub fn ensure_topic(&self, topic: &str) {
+        let missing = self.meta.borrow().topic(topic).is_none();
+        if missing {
+            self.put_topic(TopicConfig::new(topic, 1, metadata::perm::READ_WRITE));
+        }
     }
 
     /// Creates or replaces a subscription group and persists the table.
@@ -219,6 +233,7 @@ impl Shard {
         glommio::spawn_local(holds::run_arrivals(self.clone())).detach();
         glommio::spawn_local(holds::run_expiry(self.clone())).detach();
         glommio::spawn_local(schedule::run(self.clone())).detach();
+        glommio::spawn_local(transaction::run(self.clone())).detach();
         let shard = self.clone();
         glommio::spawn_local(async move {
             loop {
@@ -252,6 +267,12 @@ impl Shard {
         if let Err(e) = self.delay.persist().await {
             log::error!(
                 "shard {}: persisting delay progress failed: {e}",
+                self.config.shard_id
+            );
+        }
+        if let Err(e) = self.transactions.persist().await {
+            log::error!(
+                "shard {}: persisting transaction state failed: {e}",
                 self.config.shard_id
             );
         }

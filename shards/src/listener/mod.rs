@@ -5,6 +5,7 @@
 pub mod client_manage;
 pub mod consume_stats;
 pub mod consumer_offsets;
+pub mod end_transaction;
 pub mod front_door;
 pub mod pull_message;
 pub mod query_message;
@@ -35,6 +36,7 @@ pub fn dispatch(shard: &Shard, conn: &Rc<Connection>, cmd: RemotingCommand) {
         request::PULL_MESSAGE | request::LITE_PULL_MESSAGE => {
             return pull_message::handle(shard, conn, &cmd)
         }
+        request::END_TRANSACTION => return end_transaction::handle(shard, conn, &cmd),
         request::HEART_BEAT => client_manage::heart_beat(shard, conn, &cmd),
         request::UNREGISTER_CLIENT => client_manage::unregister_client(shard, &cmd),
         request::GET_CONSUMER_LIST_BY_GROUP => client_manage::consumer_list(shard, &cmd),

@@ -3,7 +3,7 @@
 //! with `reconsumeTimes + 1`, or, once it was consumed `maxReconsumeTimes` times (or when the
 //! level is negative), to `%DLQ%<group>`, which nothing consumes on its own.
 
-use crate::broker::metadata::{self, perm, TopicConfig};
+use crate::broker::metadata;
 use crate::broker::{schedule, Shard};
 use crate::listener::pull_message::ensure_group;
 use crate::listener::query_message::record_at;
@@ -63,11 +63,11 @@ pub fn send_back(shard: &Shard, cmd: &RemotingCommand) -> RemotingCommand {
     let to_dlq = view.reconsume_times >= max || level < 0;
     let (topic, queue_id) = if to_dlq {
         let dlq = format!("%DLQ%{group}");
-        ensure_topic(shard, &dlq);
+        shard.ensure_topic(&dlq);
         (dlq, 0)
     } else {
         let retry = format!("%RETRY%{group}");
-        ensure_topic(shard, &retry);
+        shard.ensure_topic(&retry);
         let levels = shard.config.delay_levels.len() as i32;
         let level = if level > 0 {
             level
@@ -94,11 +94,4 @@ pub fn send_back(shard: &Shard, cmd: &RemotingCommand) -> RemotingCommand {
         )
     });
     reply(response::SUCCESS)
-}
-
-/// Creates a retry or dead-letter topic (one queue) the first time it is needed.
-fn ensure_topic(shard: &Shard, topic: &str) {
-    if shard.meta.borrow().topic(topic).is_none() {
-        shard.put_topic(TopicConfig::new(topic, 1, perm::READ_WRITE));
-    }
 }

@@ -6,8 +6,8 @@ use std::fmt::Write as _;
 use std::rc::Rc;
 
 use crate::broker::metadata::{self, perm, TopicConfig, AUTO_CREATE_TOPIC_KEY};
-use crate::broker::schedule;
 use crate::broker::Shard;
+use crate::broker::{schedule, transaction};
 use crate::net::Connection;
 use crate::record::{self, find_property, property, sys_flag, BatchIter, MessageToStore};
 use crate::remarks;
@@ -83,17 +83,22 @@ fn prepare(
             remarks::body_too_large(max),
         ));
     }
-    if header.sys_flag & 0xC == sys_flag::TRANSACTION_PREPARED
-        || find_property(&header.properties, property::TRAN_MSG) == Some("true")
-    {
+    // A half message waits in the half topic (spec §6.9); it takes precedence over a delay.
+    let half = header.sys_flag & 0xC == sys_flag::TRANSACTION_PREPARED
+        || find_property(&header.properties, property::TRAN_MSG) == Some("true");
+    if half && shard.config.transactions.reject {
+        let remark = remarks::transaction_forbidden(&shard.config.broker_name);
+        return Err(fail(cmd, response::NO_PERMISSION, remark));
+    }
+    if half && cmd.code == request::SEND_BATCH_MESSAGE {
         return Err(fail(
             cmd,
-            response::NO_PERMISSION,
-            remarks::TRANSACTION_NOT_SUPPORTED,
+            response::MESSAGE_ILLEGAL,
+            remarks::TRANSACTION_IN_BATCH,
         ));
     }
     // A delayed message goes to its level's queue of the schedule topic (spec §6.8).
-    let delay_level = delay_level(&header.properties);
+    let delay_level = delay_level(&header.properties).filter(|_| !half);
     if delay_level.is_some() && cmd.body.len() > schedule::DELAY_BODY_MAX {
         return Err(fail(
             cmd,
@@ -109,7 +114,11 @@ fn prepare(
         header: &header,
         queue_id,
         store_timestamp,
-        scheduled_level: delay_level.map(|l| l.min(levels)),
+        parking: match delay_level {
+            _ if half => Parking::Half,
+            Some(level) => Parking::Delay(level.min(levels)),
+            None => Parking::None,
+        },
     };
     let (appended, uniq_keys, msg_ids) = if cmd.code == request::SEND_BATCH_MESSAGE {
         store_batch(&base, &cmd.body)
@@ -188,8 +197,17 @@ struct Base<'a> {
     header: &'a SendMessageHeader,
     queue_id: i32,
     store_timestamp: i64,
-    /// The delay level when the message waits in the schedule topic first.
-    scheduled_level: Option<i32>,
+    /// Where the message waits before its real queue, if anywhere.
+    parking: Parking,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Parking {
+    None,
+    /// In the schedule topic's queue of this delay level.
+    Delay(i32),
+    /// In the transaction half topic until END_TRANSACTION.
+    Half,
 }
 
 /// `DELAY` when it names a level (> 0).
@@ -235,7 +253,7 @@ fn prepare_one<'a>(
         property::CLUSTER,
         shard.config.cluster_name
     );
-    if base.scheduled_level.is_some() {
+    if base.parking != Parking::None {
         let _ = write!(
             props,
             "{}\u{1}{}\u{2}{}\u{1}{}\u{2}",
@@ -260,15 +278,20 @@ fn prepare_one<'a>(
 }
 
 fn to_store<'a>(base: &'a Base<'_>, ready: &'a Ready<'_>) -> MessageToStore<'a> {
-    let (topic, queue_id) = match base.scheduled_level {
-        Some(level) => (schedule::SCHEDULE_TOPIC, level - 1),
-        None => (base.header.topic.as_str(), base.queue_id),
+    let (topic, queue_id, sys_flag) = match base.parking {
+        Parking::Delay(level) => (schedule::SCHEDULE_TOPIC, level - 1, base.header.sys_flag),
+        Parking::Half => (transaction::HALF_TOPIC, 0, base.header.sys_flag & !0xC),
+        Parking::None => (
+            base.header.topic.as_str(),
+            base.queue_id,
+            base.header.sys_flag,
+        ),
     };
     MessageToStore {
         topic,
         queue_id,
         flag: ready.flag,
-        sys_flag: base.header.sys_flag,
+        sys_flag,
         born_timestamp: base.header.born_timestamp,
         born_host: record::normalize_host(base.conn.peer),
         store_timestamp: base.store_timestamp,
@@ -314,7 +337,7 @@ fn store_batch(base: &Base<'_>, body: &[u8]) -> Result<(Appended, String, String
     if items.is_empty() {
         return Err("bad batch body: no messages".into());
     }
-    if base.scheduled_level.is_some() || items.iter().any(|i| delay_level(i.properties).is_some()) {
+    if base.parking != Parking::None || items.iter().any(|i| delay_level(i.properties).is_some()) {
         return Err(remarks::DELAY_IN_BATCH.into());
     }
     let ready: Vec<Ready<'_>> = items

@@ -13,6 +13,9 @@ pub mod property {
     pub const REAL_QID: &str = "REAL_QID";
     pub const RETRY_TOPIC: &str = "RETRY_TOPIC";
     pub const ORIGIN_MESSAGE_ID: &str = "ORIGIN_MESSAGE_ID";
+    pub const PRODUCER_GROUP: &str = "PGROUP";
+    pub const TRANSACTION_CHECK_TIMES: &str = "TRANSACTION_CHECK_TIMES";
+    pub const CHECK_IMMUNITY_TIME_IN_SECONDS: &str = "CHECK_IMMUNITY_TIME_IN_SECONDS";
 }
 
 const NAME_END: char = '\u{1}';

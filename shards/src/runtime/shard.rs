@@ -86,12 +86,15 @@ async fn serve(start: ShardStart) -> Result<(), String> {
     .map_err(|e| e.to_string())?;
     let delay = crate::broker::schedule::DelayProgress::load(&start.config.store_dir)
         .map_err(|e| e.to_string())?;
+    let transactions = crate::broker::transaction::Transactions::load(&start.config.store_dir)
+        .map_err(|e| e.to_string())?;
     let shard = Shard::new(
         start.config,
         store,
         meta,
         mesh.as_ref().map(|(m, _)| m.clone()),
         delay,
+        transactions,
     );
     shard.reconcile_topics_with_log();
     shard.spawn_background();

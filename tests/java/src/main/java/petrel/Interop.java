@@ -66,6 +66,8 @@ public final class Interop {
             case "view": return View.run(rest);
             case "retry": return Retry.run(rest);
             case "orderly": return Orderly.run(rest);
+            case "txsend": return Transact.send(rest);
+            case "txcheck": return Transact.check(rest);
             default: throw new UsageException("unknown subcommand: " + args[0]);
         }
     }
