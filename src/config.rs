@@ -7,6 +7,7 @@ use std::time::Duration;
 use petrel_shards::broker::schedule;
 use petrel_shards::broker::transaction::TransactionConfig;
 use petrel_shards::commitlog::FlushDiskType;
+use petrel_shards::index::IndexConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -56,6 +57,8 @@ pub struct Config {
     /// `transactionTimeOut`, `transactionCheckMax`, `transactionCheckInterval`,
     /// `rejectTransactionMessage`.
     pub transactions: TransactionConfig,
+    /// `messageIndexEnable`, `maxHashSlotNum`, `maxIndexNum`.
+    pub index: IndexConfig,
     /// Name server: routes carry `orderTopicConf` from the KV store.
     pub order_message_enable: bool,
     /// Name server: the KV store's file; `<storePathRootDir>/namesrv/kvConfig.json` if unset.
@@ -99,6 +102,7 @@ impl Default for Config {
                 .expect("the default levels parse"),
             order_message_enable: false,
             transactions: TransactionConfig::default(),
+            index: IndexConfig::default(),
             kv_config_path: None,
         }
     }
@@ -196,6 +200,9 @@ impl Config {
             "transactionCheckMax" => self.transactions.check_max = bounded(key, v, 1u32, 1000)?,
             "transactionCheckInterval" => self.transactions.check_interval = millis(key, v)?,
             "rejectTransactionMessage" => self.transactions.reject = parse(key, v)?,
+            "messageIndexEnable" => self.index.enabled = parse(key, v)?,
+            "maxHashSlotNum" => self.index.slots = bounded(key, v, 1u32, 50_000_000)?,
+            "maxIndexNum" => self.index.entries = bounded(key, v, 1u32, 100_000_000)?,
             "orderMessageEnable" => self.order_message_enable = parse(key, v)?,
             "kvConfigPath" => self.kv_config_path = Some(PathBuf::from(v)),
             "traceTopicEnable" => self.trace_topic_enable = parse(key, v)?,

@@ -174,6 +174,7 @@ pub fn run(role: Role, config: Config) -> anyhow::Result<()> {
                 short_polling_time: config.short_polling_time_mills,
                 delay_levels: config.message_delay_level.clone(),
                 transactions: config.transactions,
+                index: config.index,
             };
             let (stop, shutdown) = shutdown_pair()?;
             let cpu = if config.shard_pinning {

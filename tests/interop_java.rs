@@ -371,3 +371,30 @@ fn java_consumers_that_fail_get_retries_then_a_dead_letter_queue() {
         assert_eq!(m.properties.get("RETRY_TOPIC"), Some("JavaRetry"));
     }
 }
+
+#[test]
+fn java_query_message_by_key_and_view_message_by_unique_key() {
+    let (_dir, petrel) = setup("JavaKeys", 2);
+    let ns = petrel.namesrv();
+    let sent = produce(&ns, "JavaKeys", 20, "sync");
+    let lines = Driver::start(&[
+        "querykey",
+        &ns,
+        "JavaKeys",
+        "key-7",
+        "32",
+        "0",
+        &i64::MAX.to_string(),
+    ])
+    .finish(Duration::from_secs(60));
+    let found: Vec<&Value> = lines.iter().filter(|l| l.get("body").is_some()).collect();
+    assert_eq!(found.len(), 1, "{lines:?}");
+    assert_eq!(found[0]["body"], "body-7");
+    assert_eq!(found[0]["msgId"], sent[7]["msgId"]);
+    // viewMessage with a UNIQ_KEY: not an offsetMsgId this broker holds, so the client falls
+    // back to QUERY_MESSAGE with _UNIQUE_KEY_QUERY on every broker of the topic.
+    let uniq = sent[12]["msgId"].as_str().unwrap();
+    let lines = Driver::start(&["view", &ns, "JavaKeys", uniq]).finish(Duration::from_secs(60));
+    assert_eq!(lines[0]["body"], "body-12", "{lines:?}");
+    assert_eq!(lines[0]["msgId"], uniq);
+}

@@ -5,6 +5,7 @@
 pub mod broker;
 pub mod commitlog;
 pub mod consume_queue;
+pub mod index;
 pub mod listener;
 pub mod mesh;
 pub mod net;

@@ -143,6 +143,25 @@ pub enum AdminCommand {
         #[arg(short = 'o', long = "offset")]
         offset: i64,
     },
+    /// Messages of a topic by business key (KEYS), through every broker's key index.
+    #[command(name = "queryMsgByKey")]
+    QueryMsgByKey {
+        #[command(flatten)]
+        ns: Namesrv,
+        #[arg(short = 't', long = "topic")]
+        topic: String,
+        #[arg(short = 'k', long = "msgKey")]
+        key: String,
+        /// Earliest store time, ms since the epoch.
+        #[arg(short = 'b', long = "beginTimestamp", default_value_t = 0)]
+        begin_ms: i64,
+        /// Latest store time, ms since the epoch (default: no limit).
+        #[arg(short = 'e', long = "endTimestamp", default_value_t = i64::MAX)]
+        end_ms: i64,
+        /// At most this many per broker (at most 64).
+        #[arg(short = 'm', long = "maxNum", default_value_t = 64)]
+        max: usize,
+    },
 }
 
 pub fn run(command: AdminCommand) -> anyhow::Result<()> {
@@ -361,6 +380,23 @@ pub fn run(command: AdminCommand) -> anyhow::Result<()> {
         }
         AdminCommand::QueryMsgById { ns, msg_id, .. } => {
             query::by_id(&mut Client::new(&ns.namesrv_addr), &msg_id)?;
+        }
+        AdminCommand::QueryMsgByKey {
+            ns,
+            topic,
+            key,
+            begin_ms,
+            end_ms,
+            max,
+        } => {
+            let query = crate::client::KeyQuery {
+                topic: &topic,
+                key: &key,
+                max,
+                begin_ms,
+                end_ms,
+            };
+            query::by_key(&mut Client::new(&ns.namesrv_addr), &query)?;
         }
         AdminCommand::QueryMsgByOffset {
             ns,

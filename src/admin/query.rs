@@ -1,12 +1,13 @@
-//! mqadmin's message lookups: `queryMsgById` (by offsetMsgId, VIEW_MESSAGE_BY_ID) and
-//! `queryMsgByOffset` (by broker, queue and offset, a one-message pull). Both print mqadmin's
+//! mqadmin's message lookups: `queryMsgById` (by offsetMsgId, VIEW_MESSAGE_BY_ID),
+//! `queryMsgByOffset` (by broker, queue and offset, a one-message pull) and `queryMsgByKey`
+//! (QUERY_MESSAGE on every broker of the topic). Both print mqadmin's
 //! detail block and, as mqadmin does, write the body to `<tmp>/rocketmq/msgbodys/<id>`.
 
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 
-use crate::client::{Client, MessageExt, MessageQueue, PullRequest};
+use crate::client::{Client, KeyQuery, MessageExt, MessageQueue, PullRequest};
 
 pub fn by_id(client: &mut Client, msg_id: &str) -> anyhow::Result<()> {
     let m = client
@@ -45,6 +46,27 @@ pub fn by_offset(client: &mut Client, queue: &MessageQueue, offset: i64) -> anyh
         );
     };
     print_detail(&m, &m.offset_msg_id)
+}
+
+/// `queryMsgByKey`: asks every broker of the topic and prints mqadmin's rows.
+pub fn by_key(client: &mut Client, query: &KeyQuery<'_>) -> anyhow::Result<()> {
+    let route = client.route(query.topic)?;
+    let mut found = Vec::new();
+    for broker in &route.broker_datas {
+        let Some(addr) = route.broker_addr(&broker.broker_name) else {
+            continue;
+        };
+        let addr = addr.to_string();
+        let messages = client
+            .query_by_key(&addr, &broker.broker_name, query)
+            .with_context(|| format!("query by key on {} ({addr})", broker.broker_name))?;
+        found.extend(messages);
+    }
+    println!("{:<50} {:>4} {:>40}", "#Message ID", "#QID", "#Offset");
+    for m in &found {
+        println!("{:<50} {:>4} {:>40}", m.msg_id, m.queue_id, m.queue_offset);
+    }
+    Ok(())
 }
 
 fn human_time(ms: i64) -> String {

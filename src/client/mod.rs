@@ -2,6 +2,7 @@
 //! the integration tests and the bench harness. It speaks the same remoting protocol as every
 //! stock client and decodes stored records with the shards' record codec.
 
+mod admin;
 pub mod connection;
 mod fastjson;
 mod message;
@@ -11,7 +12,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use bytes::Bytes;
-use petrel_shards::broker::metadata::TopicConfig;
 use petrel_shards::record::{self, encode_batch_item, encode_properties, Properties};
 use petrel_shards::remoting::headers::{pull_flag, PullMessageHeader, SendMessageHeader};
 use petrel_shards::remoting::{request, response, ExtFields, RemotingCommand};
@@ -137,6 +137,16 @@ pub struct SendResult {
     pub queue_id: i32,
     pub queue_offset: i64,
     pub region: Option<String>,
+}
+
+/// What one QUERY_MESSAGE asks for.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyQuery<'a> {
+    pub topic: &'a str,
+    pub key: &'a str,
+    pub max: usize,
+    pub begin_ms: i64,
+    pub end_ms: i64,
 }
 
 /// What one PULL_MESSAGE asks for.
@@ -275,56 +285,6 @@ impl Client {
             Bytes::new(),
         ))?;
         Ok(Self::json_body::<TopicList>(&reply)?.topic_list)
-    }
-
-    /// UPDATE_AND_CREATE_TOPIC on the broker (or front door) at `addr`; the reply of a front
-    /// door names where the write queues went (`queueLayout`, `brokerName:n;…`).
-    pub fn create_topic(
-        &mut self,
-        addr: &str,
-        topic: &TopicConfig,
-    ) -> Result<RemotingCommand, ClientError> {
-        let mut ext = ExtFields::new();
-        ext.insert("topic", &topic.topic_name);
-        ext.insert("defaultTopic", "TBW102");
-        ext.insert("readQueueNums", topic.read_queue_nums.to_string());
-        ext.insert("writeQueueNums", topic.write_queue_nums.to_string());
-        ext.insert("perm", topic.perm.to_string());
-        ext.insert("topicFilterType", &topic.topic_filter_type);
-        ext.insert("topicSysFlag", topic.topic_sys_flag.to_string());
-        ext.insert("order", topic.order.to_string());
-        let reply = self.call(
-            addr,
-            RemotingCommand::request(request::UPDATE_AND_CREATE_TOPIC, ext, Bytes::new()),
-        )?;
-        if reply.code != response::SUCCESS {
-            return Err(ClientError::broker(&reply));
-        }
-        Ok(reply)
-    }
-
-    /// PUT_KV_CONFIG on every name server of the list (as mqadmin does); the first failure is
-    /// the error.
-    pub fn put_kv_everywhere(
-        &mut self,
-        namespace: &str,
-        key: &str,
-        value: &str,
-    ) -> Result<(), ClientError> {
-        for addr in self.namesrv.clone() {
-            let mut ext = ExtFields::new();
-            ext.insert("namespace", namespace);
-            ext.insert("key", key);
-            ext.insert("value", value);
-            let reply = self.call(
-                &addr,
-                RemotingCommand::request(request::PUT_KV_CONFIG, ext, Bytes::new()),
-            )?;
-            if reply.code != response::SUCCESS {
-                return Err(ClientError::broker(&reply));
-            }
-        }
-        Ok(())
     }
 
     fn send_header(
@@ -478,58 +438,6 @@ impl Client {
             max_offset: field("maxOffset"),
             messages,
         })
-    }
-
-    /// VIEW_MESSAGE_BY_ID: the message an offsetMsgId names, from the broker it names.
-    pub fn view_message(&mut self, offset_msg_id: &str) -> Result<MessageExt, ClientError> {
-        let (addr, offset) = record::decode_offset_msg_id(offset_msg_id)
-            .ok_or_else(|| ClientError::Body(format!("not an offsetMsgId: {offset_msg_id}")))?;
-        let reply = self.call_fields(
-            &addr.to_string(),
-            request::VIEW_MESSAGE_BY_ID,
-            &[("offset", offset.to_string())],
-        )?;
-        if reply.code != response::SUCCESS {
-            return Err(ClientError::broker(&reply));
-        }
-        decode_messages(&reply.body, "")
-            .into_iter()
-            .next()
-            .ok_or_else(|| ClientError::Body("VIEW_MESSAGE_BY_ID answered no record".into()))
-    }
-
-    /// GET_CONSUME_STATS: `group`'s progress per queue on the broker at `addr`.
-    pub fn consume_stats(
-        &mut self,
-        addr: &str,
-        group: &str,
-        topic: Option<&str>,
-    ) -> Result<Vec<QueueProgress>, ClientError> {
-        let mut fields = vec![("consumerGroup", group.to_string())];
-        if let Some(t) = topic {
-            fields.push(("topic", t.to_string()));
-        }
-        let reply = self.call_fields(addr, request::GET_CONSUME_STATS, &fields)?;
-        if reply.code != response::SUCCESS {
-            return Err(ClientError::broker(&reply));
-        }
-        let pairs =
-            fastjson::object_keyed_pairs(&reply.body, "offsetTable").map_err(ClientError::Body)?;
-        let int = |v: &serde_json::Value, k: &str| v[k].as_i64().unwrap_or(0);
-        Ok(pairs
-            .into_iter()
-            .map(|(mq, w)| QueueProgress {
-                queue: MessageQueue {
-                    topic: mq["topic"].as_str().unwrap_or_default().to_string(),
-                    broker_name: mq["brokerName"].as_str().unwrap_or_default().to_string(),
-                    queue_id: int(&mq, "queueId") as i32,
-                },
-                broker_offset: int(&w, "brokerOffset"),
-                consumer_offset: int(&w, "consumerOffset"),
-                pull_offset: int(&w, "pullOffset"),
-                last_timestamp: int(&w, "lastTimestamp"),
-            })
-            .collect())
     }
 
     /// A broker request with plain header fields, answered with an `offset`-style field.

@@ -60,6 +60,8 @@ pub struct ShardConfig {
     /// `messageDelayLevel`: the delay of level 1, 2, ….
     pub delay_levels: Vec<Duration>,
     pub transactions: transaction::TransactionConfig,
+    /// `messageIndexEnable`, `maxHashSlotNum`, `maxIndexNum`.
+    pub index: crate::index::IndexConfig,
 }
 
 /// The broker name shard `i` of a process named `process` has in routes.

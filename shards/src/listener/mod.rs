@@ -46,6 +46,7 @@ pub fn dispatch(shard: &Shard, conn: &Rc<Connection>, cmd: RemotingCommand) {
         request::GET_MIN_OFFSET => consumer_offsets::min_offset(shard, &cmd),
         request::SEARCH_OFFSET_BY_TIMESTAMP => consumer_offsets::search_by_timestamp(shard, &cmd),
         request::GET_EARLIEST_MSG_STORETIME => consumer_offsets::earliest_store_time(shard, &cmd),
+        request::QUERY_MESSAGE => query_message::query_by_key(shard, &cmd),
         request::VIEW_MESSAGE_BY_ID => query_message::view_by_id(shard, &cmd),
         request::GET_CONSUME_STATS => consume_stats::consume_stats(shard, &cmd),
         request::CONSUMER_SEND_MSG_BACK => send_back::send_back(shard, &cmd),

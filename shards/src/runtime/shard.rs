@@ -76,6 +76,7 @@ async fn serve(start: ShardStart) -> Result<(), String> {
         dir: start.config.store_dir.clone(),
         segment_bytes: start.config.segment_bytes,
         flush: start.config.flush,
+        index: start.config.index,
     };
     let store = Store::open(store_config).await.map_err(|e| e.to_string())?;
     let meta = Metadata::load(

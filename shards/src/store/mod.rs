@@ -16,6 +16,7 @@ use std::rc::Rc;
 
 use crate::commitlog::{CommitLog, CommitLogConfig, CommitLogError, FlushDiskType};
 use crate::consume_queue::{ConsumeQueues, CqEntry};
+use crate::index::{IndexConfig, KeyIndex};
 use crate::record::{self, find_property, property, MessageToStore, RecordView};
 use crate::runtime::watermark::Signal;
 use checkpoint::{Checkpoint, QueueFiles};
@@ -27,6 +28,7 @@ pub struct StoreConfig {
     pub dir: PathBuf,
     pub segment_bytes: u64,
     pub flush: FlushDiskType,
+    pub index: IndexConfig,
 }
 
 /// An append waiting to become durable: its consume-queue entry and the log end that covers it.
@@ -50,6 +52,7 @@ pub struct Store {
     pub config: StoreConfig,
     log: Rc<CommitLog>,
     queues: RefCell<ConsumeQueues>,
+    index: RefCell<KeyIndex>,
     dispatch: RefCell<VecDeque<Dispatch>>,
     arrived: RefCell<BTreeSet<(String, i32)>>,
     arrival: Signal,
@@ -67,20 +70,32 @@ impl Store {
     pub async fn open(config: StoreConfig) -> Result<Rc<Store>, CommitLogError> {
         let io = |path: PathBuf| move |source| CommitLogError::Io { path, source };
         let checkpoint = checkpoint::load_checkpoint(&config.dir);
-        let (log, queues) = match Self::recover(&config, &checkpoint).await? {
+        let index_dir = config.dir.join("index");
+        let attempt = match KeyIndex::open(&index_dir, config.index) {
+            Ok(mut index) => Self::recover(&config, &checkpoint, &mut index)
+                .await?
+                .map(|(log, queues)| (log, queues, index)),
+            Err(reason) => Err(reason),
+        };
+        let (log, queues, index) = match attempt {
             Ok(recovered) => recovered,
             Err(reason) => {
                 log::warn!(
-                    "store {}: {reason}; rebuilding consume queues from the whole log",
+                    "store {}: {reason}; rebuilding consume queues and the key index from the whole log",
                     config.dir.display()
                 );
                 checkpoint::discard_all(&config.dir).map_err(io(config.dir.clone()))?;
-                let from_scratch = Self::recover(&config, &Checkpoint::default()).await?;
-                from_scratch.map_err(|reason| CommitLogError::Corrupt {
+                KeyIndex::discard(&index_dir).map_err(io(index_dir.clone()))?;
+                let corrupt = |reason| CommitLogError::Corrupt {
                     path: config.dir.clone(),
                     offset: 0,
                     reason,
-                })?
+                };
+                let mut index = KeyIndex::open(&index_dir, config.index).map_err(corrupt)?;
+                let from_scratch =
+                    Self::recover(&config, &Checkpoint::default(), &mut index).await?;
+                let (log, queues) = from_scratch.map_err(corrupt)?;
+                (log, queues, index)
             }
         };
         let offsets_path = config.dir.join("consumerOffset.json");
@@ -89,6 +104,7 @@ impl Store {
             config,
             log,
             queues: RefCell::new(queues),
+            index: RefCell::new(index),
             dispatch: RefCell::new(VecDeque::new()),
             arrived: RefCell::new(BTreeSet::new()),
             arrival: Signal::default(),
@@ -103,6 +119,7 @@ impl Store {
     async fn recover(
         config: &StoreConfig,
         checkpoint: &Checkpoint,
+        index: &mut KeyIndex,
     ) -> Result<Result<(Rc<CommitLog>, ConsumeQueues), String>, CommitLogError> {
         let complete_to = checkpoint.consume_queues_complete_to;
         let mut queues = checkpoint::load_queues(&config.dir, complete_to).map_err(|source| {
@@ -122,6 +139,7 @@ impl Store {
             flush: config.flush,
         };
         let log = CommitLog::open(log_config, complete_to, |physical, view| {
+            index.add(view.topic, view.properties, physical, view.store_timestamp);
             let Some((queue_id, queue_offset, entry)) = cq_entry_of(physical, view) else { return };
             let queue = queues.get_or_create(view.topic, queue_id);
             let _ = queue.reserve();
@@ -187,6 +205,12 @@ impl Store {
             record::encode(msg, queue_offset as i64, physical as i64, out);
         });
         let tags_code = find_property(msg.properties, property::TAGS).map_or(0, record::tags_code);
+        self.index.borrow_mut().add(
+            msg.topic,
+            msg.properties,
+            physical_offset,
+            msg.store_timestamp,
+        );
         self.dispatch.borrow_mut().push_back(Dispatch {
             topic: msg.topic.to_string(),
             queue_id,
@@ -353,6 +377,10 @@ impl Store {
             })
             .collect();
         let result = files.write(&self.config.dir, batch).await;
+        let result = match result {
+            Ok(()) => self.sync_index().await,
+            Err(e) => Err(e),
+        };
         *self.queue_files.borrow_mut() = Some(files);
         result?;
         {
@@ -368,6 +396,23 @@ impl Store {
         atomic_file::write_off_shard(checkpoint::checkpoint_path(&self.config.dir), bytes).await?;
         self.checkpointed.set(complete_to);
         Ok(())
+    }
+
+    /// Syncs the key index files, so the next checkpoint can vouch for them too.
+    async fn sync_index(&self) -> std::io::Result<()> {
+        let regions = self.index.borrow().regions();
+        glommio::executor()
+            .spawn_blocking(move || {
+                // SAFETY: index files stay mapped while the store is open, and the store
+                // outlives this await (the caller holds it).
+                unsafe { crate::index::sync_regions(&regions) }
+            })
+            .await
+    }
+
+    /// The key index, for QUERY_MESSAGE.
+    pub fn index(&self) -> std::cell::Ref<'_, KeyIndex> {
+        self.index.borrow()
     }
 
     /// Persists consume queues every `interval`.
@@ -418,6 +463,7 @@ mod tests {
             dir: dir.to_path_buf(),
             segment_bytes: 1 << 16,
             flush: FlushDiskType::Async,
+            index: IndexConfig::default(),
         }
     }
 

@@ -64,6 +64,7 @@ public final class Interop {
             case "push": return Push.run(rest);
             case "pull": return Pull.run(rest);
             case "view": return View.run(rest);
+            case "querykey": return View.queryKey(rest);
             case "retry": return Retry.run(rest);
             case "orderly": return Orderly.run(rest);
             case "txsend": return Transact.send(rest);

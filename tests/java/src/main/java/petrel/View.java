@@ -5,9 +5,12 @@ import org.apache.rocketmq.client.producer.DefaultMQProducer;
 import org.apache.rocketmq.common.message.MessageExt;
 
 /**
- * view &lt;namesrv&gt; &lt;topic&gt; &lt;offsetMsgId&gt;... — looks each message up with the
- * client's viewMessage(topic, id), which decodes an offsetMsgId and sends VIEW_MESSAGE_BY_ID to
- * the broker it names; prints one line per ID: the message, or the error.
+ * view &lt;namesrv&gt; &lt;topic&gt; &lt;id&gt;... — looks each message up with the client's
+ * viewMessage(topic, id): an offsetMsgId is decoded and VIEW_MESSAGE_BY_ID sent to the broker it
+ * names; any other ID (a UNIQ_KEY) is looked up with QUERY_MESSAGE on every broker of the
+ * topic. Prints one line per ID: the message, or the error.
+ * querykey &lt;namesrv&gt; &lt;topic&gt; &lt;key&gt; &lt;maxNum&gt; &lt;beginMs&gt; &lt;endMs&gt; — the
+ * client's queryMessage: QUERY_MESSAGE on every broker, merged; one line per message.
  */
 final class View {
     private static final String USAGE = "view <namesrv> <topic> <offsetMsgId>...";
@@ -38,6 +41,30 @@ final class View {
             producer.shutdown();
         }
         Json.emit(Json.obj("done", true));
+        return 0;
+    }
+
+    @SuppressWarnings("deprecation")
+    static int queryKey(String[] a) throws Exception {
+        Interop.need(a, 6, "querykey <namesrv> <topic> <key> <maxNum> <beginMs> <endMs>");
+        DefaultMQProducer producer = new DefaultMQProducer("PetrelQuery");
+        producer.setNamesrvAddr(a[0]);
+        producer.setVipChannelEnabled(false);
+        producer.start();
+        int n = 0;
+        try {
+            org.apache.rocketmq.client.QueryResult r = producer.queryMessage(
+                    a[1], a[2], Interop.intArg(a, 3, "maxNum"), Long.parseLong(a[4]), Long.parseLong(a[5]));
+            for (MessageExt m : r.getMessageList()) {
+                Map<String, Object> line = Msgs.line(m);
+                line.put("topic", m.getTopic());
+                Json.emit(line);
+                n++;
+            }
+        } finally {
+            producer.shutdown();
+        }
+        Json.emit(Json.obj("done", true, "found", n));
         return 0;
     }
 }
