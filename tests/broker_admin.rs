@@ -218,3 +218,54 @@ fn offsets_by_time_and_subscription_groups_are_served() {
     let reply = client.call(&addr, bad).unwrap();
     assert_eq!(reply.code, response::INVALID_PARAMETER);
 }
+
+/// A pull that leaves the subscription to the heartbeat (as push consumers do).
+fn pull_by_heartbeat(client: &mut Client, addr: &str, group: &str, topic: &str) -> RemotingCommand {
+    client
+        .call_fields(
+            addr,
+            request::PULL_MESSAGE,
+            &[
+                ("consumerGroup", group.to_string()),
+                ("topic", topic.to_string()),
+                ("queueId", "0".to_string()),
+                ("queueOffset", "0".to_string()),
+                ("maxMsgNums", "32".to_string()),
+                ("sysFlag", "0".to_string()),
+                ("commitOffset", "0".to_string()),
+                ("suspendTimeoutMillis", "0".to_string()),
+                ("subVersion", "0".to_string()),
+            ],
+        )
+        .unwrap()
+}
+
+#[test]
+fn members_of_a_group_that_subscribe_differently_are_told_so() {
+    let (_dir, petrel) = standalone(&[]);
+    let mut client = Client::new(&petrel.namesrv());
+    create_topic(&mut client, &petrel, "TSubA", 1);
+    create_topic(&mut client, &petrel, "TSubB", 1);
+    let (_, addr) = petrel.brokers()[0].clone();
+    let mut a = Connection::connect(&addr, Duration::from_secs(5)).unwrap();
+    assert_eq!(heartbeat(&mut a, "c1", "GSub", "TSubA").code, 0);
+    let reply = pull_by_heartbeat(&mut client, &addr, "GSub", "TSubA");
+    assert_eq!(reply.code, response::PULL_NOT_FOUND);
+    // A second member of the group subscribes to another topic: the group's subscription is
+    // the latest member's, and the first member's pulls are refused with F24's words.
+    let mut b = Connection::connect(&addr, Duration::from_secs(5)).unwrap();
+    assert_eq!(heartbeat(&mut b, "c2", "GSub", "TSubB").code, 0);
+    let reply = pull_by_heartbeat(&mut client, &addr, "GSub", "TSubA");
+    assert_eq!(reply.code, response::SUBSCRIPTION_NOT_EXIST);
+    assert_eq!(
+        reply.remark.as_deref(),
+        Some("the consumer's subscription not exist")
+    );
+    // A group nobody heartbeats for has no subscription at all.
+    let reply = pull_by_heartbeat(&mut client, &addr, "GNobody", "TSubA");
+    assert_eq!(reply.code, response::SUBSCRIPTION_NOT_EXIST);
+    assert_eq!(
+        reply.remark.as_deref(),
+        Some("the consumer's group info not exist")
+    );
+}

@@ -1,6 +1,7 @@
 //! `petrel admin`: mqadmin's commands, names and options (C2, F38, spec ops-surface §1),
 //! built on Petrel's client. Output keeps mqadmin's column headers, which scripts grep.
 
+mod group;
 mod progress;
 mod query;
 mod topic;
@@ -142,6 +143,27 @@ pub enum AdminCommand {
         queue_id: i32,
         #[arg(short = 'o', long = "offset")]
         offset: i64,
+    },
+    /// Create or update a consumer group on one broker (-b) or every master of a cluster (-c).
+    #[command(name = "updateSubGroup")]
+    UpdateSubGroup {
+        #[command(flatten)]
+        ns: Namesrv,
+        #[command(flatten)]
+        options: group::GroupOptions,
+    },
+    /// Move a consumer group's offsets on a topic to a point in time, while it consumes.
+    #[command(name = "resetOffsetByTime")]
+    ResetOffsetByTime {
+        #[command(flatten)]
+        ns: Namesrv,
+        #[arg(short = 'g', long = "group")]
+        group: String,
+        #[arg(short = 't', long = "topic")]
+        topic: String,
+        /// Epoch ms, `now`, or yyyy-MM-dd#HH:mm:ss:SSS; -1 means the end of every queue.
+        #[arg(short = 's', long = "timestamp", allow_hyphen_values = true)]
+        timestamp: String,
     },
     /// Messages of a topic by business key (KEYS), through every broker's key index.
     #[command(name = "queryMsgByKey")]
@@ -377,6 +399,18 @@ pub fn run(command: AdminCommand) -> anyhow::Result<()> {
                 &group,
                 topic.as_deref(),
             )?;
+        }
+        AdminCommand::UpdateSubGroup { ns, options } => {
+            group::update(&ns.namesrv_addr, &options)?;
+        }
+        AdminCommand::ResetOffsetByTime {
+            ns,
+            group,
+            topic,
+            timestamp,
+        } => {
+            let ms = progress::parse_time(&timestamp)?;
+            progress::reset_by_time(&mut Client::new(&ns.namesrv_addr), &group, &topic, ms)?;
         }
         AdminCommand::QueryMsgById { ns, msg_id, .. } => {
             query::by_id(&mut Client::new(&ns.namesrv_addr), &msg_id)?;

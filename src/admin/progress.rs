@@ -1,5 +1,6 @@
-//! mqadmin's `consumerProgress -g GROUP [-t TOPIC]`: GET_CONSUME_STATS from every master
-//! broker, one line per queue, then the totals.
+//! mqadmin's `consumerProgress -g GROUP [-t TOPIC]` (GET_CONSUME_STATS from every master
+//! broker, one line per queue, then the totals) and `resetOffsetByTime` (server-side reset
+//! on every broker of the topic).
 
 use anyhow::{bail, Context};
 
@@ -77,5 +78,48 @@ pub fn consumer_progress(
     println!("Consume TPS: not measured");
     println!("Consume Diff Total: {diff_total}");
     println!("Consume Inflight Total: {inflight_total}");
+    Ok(())
+}
+
+/// `-s` of resetOffsetByTime: epoch milliseconds, `now`, or `yyyy-MM-dd#HH:mm:ss:SSS` (local
+/// time).
+pub fn parse_time(text: &str) -> anyhow::Result<i64> {
+    if text == "now" {
+        return Ok(crate::client::now_ms());
+    }
+    if let Ok(ms) = text.parse::<i64>() {
+        return Ok(ms);
+    }
+    let naive = chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d#%H:%M:%S:%3f").with_context(
+        || format!("bad time `{text}`: expected ms, `now` or yyyy-MM-dd#HH:mm:ss:SSS"),
+    )?;
+    use chrono::TimeZone;
+    let local = chrono::Local
+        .from_local_datetime(&naive)
+        .earliest()
+        .with_context(|| format!("`{text}` does not exist in the local time zone"))?;
+    Ok(local.timestamp_millis())
+}
+
+/// `resetOffsetByTime -g G -t T -s TIME`: every broker of the topic moves the group's offsets
+/// (server side, while its consumers run); prints mqadmin's rows.
+pub fn reset_by_time(client: &mut Client, group: &str, topic: &str, ms: i64) -> anyhow::Result<()> {
+    let route = client.route(topic)?;
+    let mut rows = Vec::new();
+    for broker in &route.broker_datas {
+        let Some(addr) = route.broker_addr(&broker.broker_name) else {
+            continue;
+        };
+        let addr = addr.to_string();
+        let reset = client
+            .reset_offset(&addr, group, topic, ms)
+            .with_context(|| format!("reset offset on {} ({addr})", broker.broker_name))?;
+        rows.extend(reset);
+    }
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    println!("{:<40} {:<10} {:<20}", "#brokerName", "#queueId", "#offset");
+    for (mq, offset) in rows {
+        println!("{:<40} {:<10} {:<20}", mq.broker_name, mq.queue_id, offset);
+    }
     Ok(())
 }

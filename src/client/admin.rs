@@ -137,3 +137,63 @@ impl Client {
         }
     }
 }
+
+impl Client {
+    /// INVOKE_BROKER_TO_RESET_OFFSET on the broker at `addr`: the group's offsets on `topic`
+    /// move to the first message stored at or after `timestamp_ms` (−1: the end). Returns the
+    /// new offset of each queue.
+    pub fn reset_offset(
+        &mut self,
+        addr: &str,
+        group: &str,
+        topic: &str,
+        timestamp_ms: i64,
+    ) -> Result<Vec<(MessageQueue, i64)>, ClientError> {
+        let fields = [
+            ("group", group.to_string()),
+            ("topic", topic.to_string()),
+            ("timestamp", timestamp_ms.to_string()),
+            ("isForce", "true".to_string()),
+        ];
+        let reply = self.call_fields(addr, request::INVOKE_BROKER_TO_RESET_OFFSET, &fields)?;
+        if reply.code != response::SUCCESS {
+            return Err(ClientError::broker(&reply));
+        }
+        let pairs =
+            fastjson::object_keyed_pairs(&reply.body, "offsetTable").map_err(ClientError::Body)?;
+        Ok(pairs
+            .into_iter()
+            .map(|(mq, offset)| {
+                let queue = MessageQueue {
+                    topic: mq["topic"].as_str().unwrap_or_default().to_string(),
+                    broker_name: mq["brokerName"].as_str().unwrap_or_default().to_string(),
+                    queue_id: mq["queueId"].as_i64().unwrap_or(-1) as i32,
+                };
+                (queue, offset.as_i64().unwrap_or(-1))
+            })
+            .collect())
+    }
+}
+
+impl Client {
+    /// UPDATE_AND_CREATE_SUBSCRIPTIONGROUP on the broker (or front door) at `addr`.
+    pub fn create_group(
+        &mut self,
+        addr: &str,
+        config: &petrel_shards::broker::metadata::SubscriptionGroupConfig,
+    ) -> Result<(), ClientError> {
+        let body = serde_json::to_vec(config).expect("a group config serializes");
+        let reply = self.call(
+            addr,
+            RemotingCommand::request(
+                request::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP,
+                ExtFields::new(),
+                Bytes::from(body),
+            ),
+        )?;
+        if reply.code != response::SUCCESS {
+            return Err(ClientError::broker(&reply));
+        }
+        Ok(())
+    }
+}

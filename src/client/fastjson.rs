@@ -69,8 +69,8 @@ pub fn quote_integer_keys(body: &[u8]) -> Cow<'_, [u8]> {
     }
 }
 
-/// The entries of `member`, an object-keyed map whose keys and values are flat objects (as
-/// MessageQueue keys and offset wrappers are), as (key, value) pairs. The map must be the
+/// The entries of `member`, an object-keyed map whose keys are flat objects (as MessageQueue
+/// keys are) and whose values are flat objects or numbers, as (key, value) pairs. The map must be the
 /// body's last member, as fastjson's alphabetical order makes `offsetTable`.
 pub fn object_keyed_pairs(
     body: &[u8],
@@ -86,8 +86,8 @@ pub fn object_keyed_pairs(
         .trim_end()
         .strip_suffix("}}")
         .ok_or_else(|| format!("`{member}` is not the body's last member"))?;
-    // `{k}:{v},{k}:{v}` → `[{k},{v},{k},{v}]`: flat objects hold no `}:{`.
-    let array = format!("[{}]", inner.replace("}:{", "},{"));
+    // `{k}:v,{k}:v` → `[{k},v,{k},v]`: flat objects of names and numbers hold no `}:`.
+    let array = format!("[{}]", inner.replace("}:", "},"));
     let items: Vec<serde_json::Value> =
         serde_json::from_str(&array).map_err(|e| format!("`{member}`: {e}"))?;
     if !items.len().is_multiple_of(2) {
@@ -116,6 +116,12 @@ mod tests {
             .unwrap()
             .is_empty());
         assert!(object_keyed_pairs(br#"{"x":1}"#, "offsetTable").is_err());
+        let reset = br#"{"offsetTable":{{"brokerName":"b","queueId":0,"topic":"T"}:5,{"brokerName":"b","queueId":1,"topic":"T"}:0}}"#;
+        let pairs = object_keyed_pairs(reset, "offsetTable").unwrap();
+        assert_eq!(
+            (pairs[0].1.as_i64(), pairs[1].1.as_i64()),
+            (Some(5), Some(0))
+        );
     }
 
     fn q(s: &str) -> String {

@@ -79,6 +79,15 @@ fn retry(shard: &Shard, held: HeldPull, now: Instant) {
     conn.send(&answer);
 }
 
+/// Re-executes at once the pulls parked on a queue (its offsets were reset).
+pub fn wake_queue(shard: &Shard, topic: &str, queue_id: i32) {
+    let held = shard.holds.borrow_mut().take_queue(topic, queue_id);
+    let now = Instant::now();
+    for pull in held {
+        retry(shard, pull, now);
+    }
+}
+
 pub async fn run_arrivals(shard: Rc<Shard>) {
     loop {
         let arrived = shard.store.wait_arrivals().await;

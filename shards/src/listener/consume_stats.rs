@@ -48,11 +48,9 @@ pub fn consume_stats(shard: &Shard, cmd: &RemotingCommand) -> RemotingCommand {
             }
             let _ = write!(
                 table,
-                "{{\"brokerName\":{},\"queueId\":{queue_id},\"topic\":{}}}:\
-                 {{\"brokerOffset\":{broker_offset},\"consumerOffset\":{consumer_offset},\
+                "{}:{{\"brokerOffset\":{broker_offset},\"consumerOffset\":{consumer_offset},\
                  \"lastTimestamp\":{last_timestamp},\"pullOffset\":{pull_offset}}}",
-                json_string(&shard.config.broker_name),
-                json_string(topic),
+                mq_key(&shard.config.broker_name, topic, queue_id),
             );
         }
     }
@@ -61,6 +59,13 @@ pub fn consume_stats(shard: &Shard, cmd: &RemotingCommand) -> RemotingCommand {
     RemotingCommand::response(response::SUCCESS, cmd.opaque).with_body(Bytes::from(body))
 }
 
-fn json_string(s: &str) -> String {
-    serde_json::to_string(s).expect("a string serializes")
+/// A MessageQueue as fastjson writes it when it keys a map: a raw JSON object, members in
+/// alphabetical order (spec §5).
+pub(crate) fn mq_key(broker_name: &str, topic: &str, queue_id: i32) -> String {
+    let quoted = |s: &str| serde_json::to_string(s).expect("a string serializes");
+    format!(
+        "{{\"brokerName\":{},\"queueId\":{queue_id},\"topic\":{}}}",
+        quoted(broker_name),
+        quoted(topic)
+    )
 }

@@ -1,9 +1,11 @@
 //! Offsets (spec §4.7): QUERY_CONSUMER_OFFSET (14), UPDATE_CONSUMER_OFFSET (15),
 //! SEARCH_OFFSET_BY_TIMESTAMP (29), GET_MAX_OFFSET (30), GET_MIN_OFFSET (31),
-//! GET_EARLIEST_MSG_STORETIME (32).
+//! GET_EARLIEST_MSG_STORETIME (32), and INVOKE_BROKER_TO_RESET_OFFSET (222).
 
+use super::consume_stats::mq_key;
 use crate::broker::Shard;
 use crate::consume_queue::Boundary;
+use crate::remarks;
 use crate::remoting::headers::{Fields, HeaderError};
 use crate::remoting::{response, RemotingCommand};
 
@@ -128,4 +130,74 @@ pub fn earliest_store_time(shard: &Shard, cmd: &RemotingCommand) -> RemotingComm
         .and_then(|q| q.get(q.min_offset()))
         .map_or(-1, |e| e.store_timestamp);
     ok(cmd).with_field("timestamp", timestamp)
+}
+
+/// INVOKE_BROKER_TO_RESET_OFFSET (222), RocketMQ 5's server-side reset: every queue of the
+/// topic on this broker (or the one `queueId` names) gets the offset of the first message
+/// stored at or after `timestamp` (−1: the end; an explicit `offset` wins), committed at once
+/// and held against older commits until the group's next pull of the queue, which answers
+/// OFFSET_MOVED so the consumer restarts there. Without `isForce` an offset only moves back.
+pub fn reset(shard: &Shard, cmd: &RemotingCommand) -> RemotingCommand {
+    let f = Fields(&cmd.ext_fields);
+    let parsed = (|| {
+        Ok::<_, HeaderError>((
+            f.str("group")?,
+            f.str("topic")?,
+            f.i64("timestamp")?,
+            f.opt_i32("queueId")?.unwrap_or(-1),
+            f.opt_i64("offset")?,
+        ))
+    })();
+    let (group, topic, timestamp, only_queue, explicit) = match parsed {
+        Ok(p) => p,
+        Err(e) => return bad(cmd, e),
+    };
+    let force = f.opt_str("isForce").is_none_or(|v| v != "false");
+    let Some(queues) = shard.meta.borrow().topic(topic).map(|t| t.read_queue_nums) else {
+        return RemotingCommand::response(response::TOPIC_NOT_EXIST, cmd.opaque)
+            .with_remark(remarks::topic_not_exist(topic));
+    };
+    if shard.meta.borrow().group(group).is_none() {
+        return RemotingCommand::response(response::SUBSCRIPTION_GROUP_NOT_EXIST, cmd.opaque)
+            .with_remark(remarks::subscription_group_not_exist(group));
+    }
+    let mut table = String::new();
+    for queue_id in (0..queues).filter(|q| only_queue < 0 || *q == only_queue) {
+        let (min, max) = (
+            shard.store.min_offset(topic, queue_id) as i64,
+            shard.store.max_offset(topic, queue_id) as i64,
+        );
+        let target = match explicit.filter(|o| *o >= 0 && only_queue >= 0) {
+            Some(offset) => offset.clamp(min, max),
+            None if timestamp < 0 => max,
+            None => shard
+                .store
+                .queues()
+                .get(topic, queue_id)
+                .map_or(0, |q| q.search_by_time(timestamp, Boundary::Lower))
+                as i64,
+        };
+        let mut offsets = shard.store.offsets.borrow_mut();
+        let committed = offsets.get(topic, group, queue_id);
+        let target = match committed {
+            Some(c) if !force && target > c => c,
+            _ => target,
+        };
+        offsets.reset(topic, group, queue_id, target);
+        drop(offsets);
+        // A pull parked on the queue learns of the reset now, not when its hold ends.
+        crate::broker::holds::wake_queue(shard, topic, queue_id);
+        if !table.is_empty() {
+            table.push(',');
+        }
+        table.push_str(&mq_key(&shard.config.broker_name, topic, queue_id));
+        table.push(':');
+        table.push_str(&target.to_string());
+    }
+    log::info!(
+        "shard {}: reset {group} on {topic} to {{{table}}}",
+        shard.config.shard_id
+    );
+    let body = format!("{{\"offsetTable\":{{{table}}}}}");
+    ok(cmd).with_body(bytes::Bytes::from(body))
 }

@@ -48,6 +48,7 @@ pub fn dispatch(shard: &Shard, conn: &Rc<Connection>, cmd: RemotingCommand) {
         request::GET_EARLIEST_MSG_STORETIME => consumer_offsets::earliest_store_time(shard, &cmd),
         request::QUERY_MESSAGE => query_message::query_by_key(shard, &cmd),
         request::VIEW_MESSAGE_BY_ID => query_message::view_by_id(shard, &cmd),
+        request::INVOKE_BROKER_TO_RESET_OFFSET => consumer_offsets::reset(shard, &cmd),
         request::GET_CONSUME_STATS => consume_stats::consume_stats(shard, &cmd),
         request::CONSUMER_SEND_MSG_BACK => send_back::send_back(shard, &cmd),
         request::LOCK_BATCH_MQ => rebalance_lock::lock_batch(shard, &cmd),

@@ -51,6 +51,32 @@ pub fn execute(
         Ok(filter) => filter,
         Err(reply) => return Some(reply),
     };
+    // An offset reset waits for this pull: the consumer is told where to go on (OFFSET_MOVED,
+    // and the Java client then restarts the queue from the committed offset).
+    let reset = shard.store.offsets.borrow_mut().take_reset(
+        &header.topic,
+        &header.consumer_group,
+        header.queue_id,
+    );
+    if let Some(offset) = reset {
+        return Some(
+            fail(
+                cmd,
+                response::PULL_OFFSET_MOVED,
+                "the consumer offset was reset",
+            )
+            .with_field("suggestWhichBrokerId", 0)
+            .with_field("nextBeginOffset", offset)
+            .with_field(
+                "minOffset",
+                shard.store.min_offset(&header.topic, header.queue_id),
+            )
+            .with_field(
+                "maxOffset",
+                shard.store.max_offset(&header.topic, header.queue_id),
+            ),
+        );
+    }
     if suspend == Suspend::Allowed
         && header.sys_flag & pull_flag::COMMIT_OFFSET != 0
         && header.commit_offset >= 0

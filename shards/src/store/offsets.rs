@@ -10,6 +10,9 @@ pub struct ConsumerOffsets {
     /// Where each group's last pull ended (not persisted; RocketMQ's pull offsets): what a
     /// consumer holds but has not committed yet is `pulled - committed`.
     pulled: HashMap<String, BTreeMap<i32, i64>>,
+    /// Server-side resets not yet seen by the group's next pull of the queue: until then the
+    /// group's commits for the queue (made from positions before the reset) are ignored.
+    resets: HashMap<String, BTreeMap<i32, i64>>,
 }
 
 fn key(topic: &str, group: &str) -> String {
@@ -44,6 +47,7 @@ impl ConsumerOffsets {
         Ok(ConsumerOffsets {
             table: disk.offset_table.into_iter().collect(),
             pulled: HashMap::new(),
+            resets: HashMap::new(),
         })
     }
 
@@ -62,11 +66,39 @@ impl ConsumerOffsets {
         self.table.get(&key(topic, group))?.get(&queue_id).copied()
     }
 
+    /// Commits `offset`, unless a reset of the queue waits for the group's next pull.
     pub fn commit(&mut self, topic: &str, group: &str, queue_id: i32, offset: i64) {
+        let key = key(topic, group);
+        if self
+            .resets
+            .get(&key)
+            .is_some_and(|r| r.contains_key(&queue_id))
+        {
+            return;
+        }
+        self.table.entry(key).or_default().insert(queue_id, offset);
+    }
+
+    /// Moves the group's offset of a queue to `offset` and remembers the reset for its next
+    /// pull (`take_reset`).
+    pub fn reset(&mut self, topic: &str, group: &str, queue_id: i32, offset: i64) {
+        let key = key(topic, group);
         self.table
-            .entry(key(topic, group))
+            .entry(key.clone())
             .or_default()
             .insert(queue_id, offset);
+        self.resets.entry(key).or_default().insert(queue_id, offset);
+    }
+
+    /// The reset waiting for this pull, if any; from now on commits count again.
+    pub fn take_reset(&mut self, topic: &str, group: &str, queue_id: i32) -> Option<i64> {
+        let key = key(topic, group);
+        let resets = self.resets.get_mut(&key)?;
+        let offset = resets.remove(&queue_id);
+        if resets.is_empty() {
+            self.resets.remove(&key);
+        }
+        offset
     }
 
     /// Records where a pull by `group` ended.
