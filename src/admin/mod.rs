@@ -152,6 +152,54 @@ pub enum AdminCommand {
         #[command(flatten)]
         options: group::GroupOptions,
     },
+    /// Delete a consumer group on one broker (-b) or every master of a cluster (-c).
+    #[command(name = "deleteSubGroup")]
+    DeleteSubGroup {
+        #[command(flatten)]
+        ns: Namesrv,
+        #[arg(short = 'b', long = "brokerAddr", conflicts_with = "cluster_name")]
+        broker_addr: Option<String>,
+        #[arg(short = 'c', long = "clusterName")]
+        cluster_name: Option<String>,
+        #[arg(short = 'g', long = "groupName")]
+        group: String,
+        /// Also remove the group's offsets.
+        #[arg(short = 'r', long = "removeOffset", default_value_t = false, action = clap::ArgAction::Set)]
+        remove_offset: bool,
+    },
+    /// Delete a topic from every master of a cluster (-c) or one broker (-b), and from the
+    /// name servers; refused while producers or consumers use it.
+    #[command(name = "deleteTopic")]
+    DeleteTopic {
+        #[command(flatten)]
+        ns: Namesrv,
+        #[arg(short = 't', long = "topic")]
+        topic: String,
+        #[arg(short = 'c', long = "clusterName")]
+        cluster_name: Option<String>,
+        #[arg(short = 'b', long = "brokerAddr", conflicts_with = "cluster_name")]
+        broker_addr: Option<String>,
+    },
+    /// The live members of a consumer group, their subscription and settings.
+    #[command(name = "consumerConnection")]
+    ConsumerConnection {
+        #[command(flatten)]
+        ns: Namesrv,
+        #[arg(short = 'g', long = "consumerGroup")]
+        group: String,
+        #[arg(short = 'b', long = "brokerAddr")]
+        broker_addr: Option<String>,
+    },
+    /// The live members of a producer group sending to a topic.
+    #[command(name = "producerConnection")]
+    ProducerConnection {
+        #[command(flatten)]
+        ns: Namesrv,
+        #[arg(short = 'g', long = "producerGroup")]
+        group: String,
+        #[arg(short = 't', long = "topic")]
+        topic: String,
+    },
     /// Move a consumer group's offsets on a topic to a point in time, while it consumes.
     #[command(name = "resetOffsetByTime")]
     ResetOffsetByTime {
@@ -402,6 +450,33 @@ pub fn run(command: AdminCommand) -> anyhow::Result<()> {
         }
         AdminCommand::UpdateSubGroup { ns, options } => {
             group::update(&ns.namesrv_addr, &options)?;
+        }
+        AdminCommand::DeleteSubGroup {
+            ns,
+            broker_addr,
+            cluster_name,
+            group,
+            remove_offset,
+        } => group::delete(
+            &ns.namesrv_addr,
+            broker_addr,
+            cluster_name,
+            &group,
+            remove_offset,
+        )?,
+        AdminCommand::DeleteTopic {
+            ns,
+            topic,
+            cluster_name,
+            broker_addr,
+        } => topic::delete(&ns.namesrv_addr, broker_addr, cluster_name, &topic)?,
+        AdminCommand::ConsumerConnection {
+            ns,
+            group,
+            broker_addr,
+        } => group::consumer_connection(&ns.namesrv_addr, &group, broker_addr)?,
+        AdminCommand::ProducerConnection { ns, group, topic } => {
+            group::producer_connection(&ns.namesrv_addr, &group, &topic)?
         }
         AdminCommand::ResetOffsetByTime {
             ns,

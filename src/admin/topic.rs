@@ -1,4 +1,5 @@
-//! Topic administration: `updateTopic` (with `-o`, the name servers' order config).
+//! Topic administration: `updateTopic` (with `-o`, the name servers' order config) and
+//! `deleteTopic`.
 
 use anyhow::{bail, Context};
 use petrel_shards::broker::metadata::{perm, TopicConfig};
@@ -109,5 +110,51 @@ pub fn update(
         config.topic_name, config.read_queue_nums, config.write_queue_nums, perm_text(config.perm),
         config.topic_filter_type, config.topic_sys_flag, config.order
     );
+    Ok(())
+}
+
+/// `deleteTopic -t T (-c C | -b ADDR)`: every broker is asked first whether the topic may go
+/// (no live producer or consumer, F36), so a refusal anywhere deletes nothing; then the
+/// brokers delete it and every name server forgets its route.
+pub fn delete(
+    namesrv: &str,
+    broker_addr: Option<String>,
+    cluster: Option<String>,
+    topic: &str,
+) -> anyhow::Result<()> {
+    use petrel_shards::remoting::request;
+    let mut client = Client::new(namesrv);
+    let targets: Vec<String> = match (&broker_addr, &cluster) {
+        (Some(addr), _) => vec![addr.clone()],
+        (None, Some(cluster)) => masters_of(&mut client, cluster)?
+            .into_iter()
+            .map(|m| m.addr)
+            .collect(),
+        (None, None) => bail!("deleteTopic needs -c clusterName or -b brokerAddr"),
+    };
+    let check = [
+        ("topic", topic.to_string()),
+        ("checkOnly", "true".to_string()),
+    ];
+    for addr in &targets {
+        client
+            .call_ok(addr, request::DELETE_TOPIC_IN_BROKER, &check)
+            .with_context(|| format!("delete topic [{topic}] refused by {addr}"))?;
+    }
+    for addr in &targets {
+        client
+            .call_ok(addr, request::DELETE_TOPIC_IN_BROKER, &check[..1])
+            .with_context(|| format!("delete topic [{topic}] from {addr} failed"))?;
+    }
+    let place = cluster.as_deref().unwrap_or_else(|| targets[0].as_str());
+    println!("delete topic [{topic}] from cluster [{place}] success.");
+    let mut fields = vec![("topic", topic.to_string())];
+    if let Some(c) = &cluster {
+        fields.push(("clusterName", c.clone()));
+    }
+    client
+        .call_every_namesrv(request::DELETE_TOPIC_IN_NAMESRV, &fields)
+        .context("delete topic from the name servers failed")?;
+    println!("delete topic [{topic}] from NameServer success.");
     Ok(())
 }

@@ -44,20 +44,41 @@ impl Client {
         key: &str,
         value: &str,
     ) -> Result<(), ClientError> {
+        let fields = [
+            ("namespace", namespace.to_string()),
+            ("key", key.to_string()),
+            ("value", value.to_string()),
+        ];
+        self.call_every_namesrv(request::PUT_KV_CONFIG, &fields)
+    }
+
+    /// A request to every name server of the list; the first failure is the error.
+    pub fn call_every_namesrv(
+        &mut self,
+        code: i32,
+        fields: &[(&str, String)],
+    ) -> Result<(), ClientError> {
         for addr in self.namesrv.clone() {
-            let mut ext = ExtFields::new();
-            ext.insert("namespace", namespace);
-            ext.insert("key", key);
-            ext.insert("value", value);
-            let reply = self.call(
-                &addr,
-                RemotingCommand::request(request::PUT_KV_CONFIG, ext, Bytes::new()),
-            )?;
+            let reply = self.call_fields(&addr, code, fields)?;
             if reply.code != response::SUCCESS {
                 return Err(ClientError::broker(&reply));
             }
         }
         Ok(())
+    }
+
+    /// A broker request that must succeed; its reply otherwise becomes the error.
+    pub fn call_ok(
+        &mut self,
+        addr: &str,
+        code: i32,
+        fields: &[(&str, String)],
+    ) -> Result<RemotingCommand, ClientError> {
+        let reply = self.call_fields(addr, code, fields)?;
+        if reply.code != response::SUCCESS {
+            return Err(ClientError::broker(&reply));
+        }
+        Ok(reply)
     }
 
     /// VIEW_MESSAGE_BY_ID: the message an offsetMsgId names, from the broker it names.

@@ -152,6 +152,14 @@ impl NameServer {
                 cmd,
                 &serde_json::json!({ "topicList": self.routes.borrow().topic_names() }),
             )),
+            request::DELETE_TOPIC_IN_NAMESRV => {
+                let f = Fields(&cmd.ext_fields);
+                f.str("topic").map(|topic| {
+                    let cluster = f.opt_str("clusterName").filter(|c| !c.is_empty());
+                    self.routes.borrow_mut().delete_topic(topic, cluster);
+                    RemotingCommand::response(response::SUCCESS, cmd.opaque)
+                })
+            }
             request::PUT_KV_CONFIG => self.put_kv(cmd),
             request::GET_KV_CONFIG => self.get_kv(cmd),
             request::DELETE_KV_CONFIG => self.delete_kv(cmd),

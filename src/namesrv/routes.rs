@@ -228,6 +228,21 @@ impl Routes {
         })
     }
 
+    /// Drops a topic's queue data (on the brokers of `cluster` only, if given).
+    pub fn delete_topic(&mut self, topic: &str, cluster: Option<&str>) {
+        let Some(queues) = self.topics.get_mut(topic) else {
+            return;
+        };
+        match cluster.and_then(|c| self.clusters.get(c)) {
+            Some(names) => queues.retain(|broker, _| !names.contains(broker)),
+            None if cluster.is_some() => {}
+            None => queues.clear(),
+        }
+        if queues.is_empty() {
+            self.topics.remove(topic);
+        }
+    }
+
     pub fn cluster_info(&self) -> ClusterInfo<'_> {
         ClusterInfo {
             broker_addr_table: &self.brokers,

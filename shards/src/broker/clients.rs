@@ -57,6 +57,20 @@ struct Channel {
     conn: Weak<Connection>,
     conn_id: u64,
     last_seen: Instant,
+    /// The client's address, language and version, for connection lists.
+    addr: String,
+    language: String,
+    version: i32,
+}
+
+/// One live client of a group, as consumerConnection and producerConnection list them.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientConnection {
+    pub client_addr: String,
+    pub client_id: String,
+    pub language: String,
+    pub version: i32,
 }
 
 #[derive(Default)]
@@ -89,14 +103,21 @@ pub struct GroupChange {
 impl Clients {
     /// Registers a heartbeat from `conn`. Returns the consumer groups whose members or
     /// subscriptions changed (they must be notified).
-    pub fn heartbeat(&mut self, conn: &Rc<Connection>, data: &HeartbeatData) -> Vec<GroupChange> {
+    pub fn heartbeat(
+        &mut self,
+        conn: &Rc<Connection>,
+        data: &HeartbeatData,
+        client: ClientInfo,
+    ) -> Vec<GroupChange> {
         let now = Instant::now();
+        let touch =
+            |channels: &mut Vec<Channel>| touch(channels, conn, &data.client_id, now, client);
         for producer in &data.producer_data_set {
             let channels = self
                 .producers
                 .entry(producer.group_name.clone())
                 .or_default();
-            touch(channels, conn, &data.client_id, now);
+            touch(channels);
         }
         let mut changes = Vec::new();
         for consumer in &data.consumer_data_set {
@@ -104,7 +125,7 @@ impl Clients {
                 .consumers
                 .entry(consumer.group_name.clone())
                 .or_default();
-            let new_member = touch(&mut group.channels, conn, &data.client_id, now);
+            let new_member = touch(&mut group.channels);
             group.message_model = consumer
                 .message_model
                 .clone()
@@ -227,6 +248,32 @@ impl Clients {
         (!live.is_empty()).then(|| live[pick % live.len()].clone())
     }
 
+    /// The live clients of consumer group `group`.
+    pub fn consumer_clients(&self, group: &str) -> Vec<ClientConnection> {
+        self.consumers
+            .get(group)
+            .map_or_else(Vec::new, |g| listed(&g.channels))
+    }
+
+    /// The live clients of producer group `group`.
+    pub fn producer_clients(&self, group: &str) -> Vec<ClientConnection> {
+        self.producers
+            .get(group)
+            .map_or_else(Vec::new, |c| listed(c))
+    }
+
+    /// A consumer group with a live member subscribed to `topic`, if any.
+    pub fn consumer_of(&self, topic: &str) -> Option<&str> {
+        self.consumers
+            .iter()
+            .find(|(_, g)| g.subscriptions.contains_key(topic) && !g.channels.is_empty())
+            .map(|(name, _)| name.as_str())
+    }
+
+    pub fn producer_online(&self, group: &str) -> bool {
+        self.producers.get(group).is_some_and(|c| !c.is_empty())
+    }
+
     /// Connections of the members of `group`, for NOTIFY_CONSUMER_IDS_CHANGED.
     pub fn consumer_connections(&self, group: &str) -> Vec<Rc<Connection>> {
         let Some(g) = self.consumers.get(group) else {
@@ -236,12 +283,32 @@ impl Clients {
     }
 }
 
+/// What a heartbeat's frame says about the client.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientInfo {
+    pub language: crate::remoting::LanguageCode,
+    pub version: i32,
+}
+
+fn listed(channels: &[Channel]) -> Vec<ClientConnection> {
+    channels
+        .iter()
+        .map(|c| ClientConnection {
+            client_addr: c.addr.clone(),
+            client_id: c.client_id.clone(),
+            language: c.language.clone(),
+            version: c.version,
+        })
+        .collect()
+}
+
 /// Refreshes (or adds) the channel of `client_id` on `conn`; true if it is new.
 fn touch(
     channels: &mut Vec<Channel>,
     conn: &Rc<Connection>,
     client_id: &str,
     now: Instant,
+    client: ClientInfo,
 ) -> bool {
     if let Some(c) = channels
         .iter_mut()
@@ -255,6 +322,9 @@ fn touch(
         conn: Rc::downgrade(conn),
         conn_id: conn.id,
         last_seen: now,
+        addr: conn.peer.to_string(),
+        language: client.language.name().to_string(),
+        version: client.version,
     });
     true
 }

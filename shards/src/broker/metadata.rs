@@ -2,7 +2,7 @@
 //! (`TopicConfig`, `SubscriptionGroupConfig`, spec §4.13), persisted atomically as
 //! `topics.json` and `subscriptionGroup.json` in the shard directory.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -136,6 +136,12 @@ pub fn now_ms() -> i64 {
 pub struct TopicTable {
     pub data_version: DataVersion,
     pub topic_config_table: BTreeMap<String, TopicConfig>,
+    /// Topics deleted since their messages were stored: recovery must not bring them back.
+    #[serde(
+        rename = "petrelDeletedTopics",
+        skip_serializing_if = "BTreeSet::is_empty"
+    )]
+    pub deleted_topics: BTreeSet<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -217,10 +223,30 @@ impl Metadata {
     }
 
     pub fn put_topic(&mut self, config: TopicConfig) {
+        self.topics.deleted_topics.remove(&config.topic_name);
         self.topics
             .topic_config_table
             .insert(config.topic_name.clone(), config);
         self.topics.data_version.bump();
+    }
+
+    /// Removes a topic's config and remembers that it was deleted; false if it is unknown.
+    pub fn remove_topic(&mut self, name: &str) -> bool {
+        if self.topics.topic_config_table.remove(name).is_none() {
+            return false;
+        }
+        self.topics.deleted_topics.insert(name.to_string());
+        self.topics.data_version.bump();
+        true
+    }
+
+    /// Removes a group's config; false if it is unknown.
+    pub fn remove_group(&mut self, name: &str) -> bool {
+        if self.groups.subscription_group_table.remove(name).is_none() {
+            return false;
+        }
+        self.groups.data_version.bump();
+        true
     }
 
     pub fn put_group(&mut self, config: SubscriptionGroupConfig) {

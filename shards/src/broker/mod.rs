@@ -76,6 +76,9 @@ pub struct Shard {
     pub clients: RefCell<Clients>,
     pub holds: RefCell<Holds>,
     pub locks: RefCell<locks::QueueLocks>,
+    /// Producer groups that sent to each topic, so a topic with a live producer is not
+    /// deleted (F36).
+    publishers: RefCell<std::collections::HashMap<String, Vec<String>>>,
     pub mesh: Option<Rc<Mesh>>,
     pub delay: schedule::DelayProgress,
     pub transactions: transaction::Transactions,
@@ -109,6 +112,7 @@ impl Shard {
             clients: RefCell::new(Clients::default()),
             holds: RefCell::new(Holds::default()),
             locks: RefCell::new(locks::QueueLocks::default()),
+            publishers: RefCell::new(Default::default()),
             mesh,
             rpc: RpcClient::default(),
             register_now: Signal::default(),
@@ -163,6 +167,56 @@ impl Shard {
         self.metadata_changed.raise();
     }
 
+    /// Remembers that producer group `group` sends to `topic`.
+    pub fn note_publisher(&self, topic: &str, group: &str) {
+        let mut publishers = self.publishers.borrow_mut();
+        match publishers.get_mut(topic) {
+            Some(groups) if groups.iter().any(|g| g == group) => {}
+            Some(groups) => groups.push(group.to_string()),
+            None => {
+                publishers.insert(topic.to_string(), vec![group.to_string()]);
+            }
+        }
+    }
+
+    /// Why `topic` cannot be deleted now: a live consumer or producer uses it (F36).
+    pub fn topic_in_use(&self, topic: &str) -> Option<String> {
+        let clients = self.clients.borrow();
+        if let Some(group) = clients.consumer_of(topic) {
+            return Some(format!("topic {topic} is consuming by consumer {group}"));
+        }
+        let publishers = self.publishers.borrow();
+        let producer = publishers
+            .get(topic)
+            .and_then(|groups| groups.iter().find(|g| clients.producer_online(g)));
+        producer.map(|group| format!("topic {topic} is publishing by producer {group}"))
+    }
+
+    /// Deletes a topic's config and every group's offsets on it; its messages stay in the
+    /// log. False if the topic is unknown here.
+    pub fn delete_topic(&self, topic: &str) -> bool {
+        if !self.meta.borrow_mut().remove_topic(topic) {
+            return false;
+        }
+        self.store.offsets.borrow_mut().remove_topic(topic);
+        self.publishers.borrow_mut().remove(topic);
+        self.register_now.raise();
+        self.metadata_changed.raise();
+        true
+    }
+
+    /// Deletes a group's config, and with `clean_offsets` its offsets. False if unknown.
+    pub fn delete_group(&self, group: &str, clean_offsets: bool) -> bool {
+        if !self.meta.borrow_mut().remove_group(group) {
+            return false;
+        }
+        if clean_offsets {
+            self.store.offsets.borrow_mut().remove_group(group);
+        }
+        self.metadata_changed.raise();
+        true
+    }
+
     /// Asks the registration task to register at once.
     pub fn request_registration(&self) {
         self.register_now.raise();
@@ -213,6 +267,9 @@ impl Shard {
             .map(|(topic, queues)| (topic.clone(), queues.len() as i32))
             .collect();
         for (topic, queues) in found {
+            if self.meta.borrow().topics.deleted_topics.contains(&topic) {
+                continue;
+            }
             let known = self.meta.borrow().topic(&topic).map(|t| t.queue_count());
             if known.is_none_or(|n| n < queues) {
                 log::warn!("shard {}: topic {topic} has messages in {queues} queues but no config; recreating it", self.config.shard_id);

@@ -5,7 +5,7 @@ use std::rc::Rc;
 use bytes::Bytes;
 
 use super::pull_message::ensure_group;
-use crate::broker::clients::HeartbeatData;
+use crate::broker::clients::{ClientInfo, HeartbeatData};
 use crate::broker::metadata::{perm, TopicConfig};
 use crate::broker::Shard;
 use crate::net::Connection;
@@ -31,7 +31,11 @@ pub fn heart_beat(shard: &Shard, conn: &Rc<Connection>, cmd: &RemotingCommand) -
             shard.put_topic(TopicConfig::new(&retry_topic, 1, perm::READ_WRITE));
         }
     }
-    let changes = shard.clients.borrow_mut().heartbeat(conn, &data);
+    let client = ClientInfo {
+        language: cmd.language,
+        version: cmd.version,
+    };
+    let changes = shard.clients.borrow_mut().heartbeat(conn, &data, client);
     for change in changes {
         log::debug!(
             "group {} changed (new member: {})",

@@ -1,7 +1,8 @@
 //! The process's front door (`listenPort`, served by shard 0): requests here speak for the
 //! whole broker process. UPDATE_AND_CREATE_TOPIC splits the queues across the shards,
-//! UPDATE_AND_CREATE_SUBSCRIPTIONGROUP reaches every shard, and GET_ALL_TOPIC_CONFIG gathers
-//! every shard's table, all over the mesh; every other request is shard 0's own.
+//! UPDATE_AND_CREATE_SUBSCRIPTIONGROUP, DELETE_SUBSCRIPTIONGROUP and DELETE_TOPIC_IN_BROKER
+//! reach every shard, and GET_ALL_TOPIC_CONFIG gathers every shard's table, all over the mesh;
+//! every other request is shard 0's own.
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -33,7 +34,20 @@ impl Handler for FrontDoor {
         let reply = match cmd.code {
             request::UPDATE_AND_CREATE_TOPIC => create_topic(shard, &cmd).await,
             request::GET_ALL_TOPIC_CONFIG => all_topic_config(shard, &cmd).await,
-            request::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP => on_every_shard(shard, &cmd).await,
+            request::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP | request::DELETE_SUBSCRIPTIONGROUP => {
+                on_every_shard(shard, &cmd).await
+            }
+            request::DELETE_TOPIC_IN_BROKER => {
+                // Every shard is asked first, so a refusal anywhere deletes nothing.
+                let mut check = cmd.clone();
+                check.ext_fields.insert("checkOnly", "true");
+                let checked = on_every_shard(shard, &check).await;
+                if checked.code == response::SUCCESS {
+                    on_every_shard(shard, &cmd).await
+                } else {
+                    checked
+                }
+            }
             _ => return dispatch(shard, conn, cmd),
         };
         if !cmd.is_oneway() {
@@ -136,6 +150,7 @@ async fn all_topic_config(shard: &Shard, cmd: &RemotingCommand) -> RemotingComma
     let table = TopicTable {
         data_version: version,
         topic_config_table: merged,
+        deleted_topics: Default::default(),
     };
     let body = serde_json::to_vec(&table).expect("topic table serializes");
     RemotingCommand::response(response::SUCCESS, cmd.opaque).with_body(Bytes::from(body))

@@ -58,6 +58,10 @@ pub fn dispatch(shard: &Shard, conn: &Rc<Connection>, cmd: RemotingCommand) {
         request::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP => {
             topic_admin::update_and_create_group(shard, &cmd)
         }
+        request::DELETE_TOPIC_IN_BROKER => topic_admin::delete_topic(shard, &cmd),
+        request::DELETE_SUBSCRIPTIONGROUP => topic_admin::delete_group(shard, &cmd),
+        request::GET_CONSUMER_CONNECTION_LIST => topic_admin::consumer_connection(shard, &cmd),
+        request::GET_PRODUCER_CONNECTION_LIST => topic_admin::producer_connection(shard, &cmd),
         other => RemotingCommand::response(response::REQUEST_CODE_NOT_SUPPORTED, cmd.opaque)
             .with_remark(remarks::request_code_not_supported(other)),
     };

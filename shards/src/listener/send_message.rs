@@ -58,6 +58,7 @@ fn prepare(
     }
     let topic = topic_for_send(shard, &header)
         .map_err(|remark| fail(cmd, response::TOPIC_NOT_EXIST, remark))?;
+    shard.note_publisher(&header.topic, &header.producer_group);
     if topic.perm & perm::WRITE == 0 {
         return Err(fail(
             cmd,

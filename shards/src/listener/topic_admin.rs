@@ -1,5 +1,6 @@
 //! Topic and group administration served by a shard (spec §4.13): UPDATE_AND_CREATE_TOPIC (17),
-//! GET_ALL_TOPIC_CONFIG (21), UPDATE_AND_CREATE_SUBSCRIPTIONGROUP (200).
+//! GET_ALL_TOPIC_CONFIG (21), UPDATE_AND_CREATE_SUBSCRIPTIONGROUP (200), DELETE_TOPIC_IN_BROKER
+//! (215), DELETE_SUBSCRIPTIONGROUP (207), and the connection lists (203, 204).
 
 use bytes::Bytes;
 
@@ -97,4 +98,112 @@ pub fn update_and_create_group(shard: &Shard, cmd: &RemotingCommand) -> Remoting
     }
     shard.put_group(config);
     RemotingCommand::response(response::SUCCESS, cmd.opaque)
+}
+
+/// Topics Petrel's own features need; they cannot be deleted.
+fn is_system_topic(topic: &str) -> bool {
+    topic == metadata::AUTO_CREATE_TOPIC_KEY
+        || topic == crate::broker::schedule::SCHEDULE_TOPIC
+        || topic.starts_with("RMQ_SYS_")
+        || topic == crate::broker::transaction::DISCARD_TOPIC
+}
+
+/// DELETE_TOPIC_IN_BROKER (215): refused while a live consumer subscribes to the topic or a
+/// live producer sends to it (F36, in the seed's words). With `checkOnly` nothing is deleted:
+/// the admin asks every broker first, so a refusal anywhere deletes nothing anywhere. The
+/// messages stay in the log; consumer offsets on the topic go.
+pub fn delete_topic(shard: &Shard, cmd: &RemotingCommand) -> RemotingCommand {
+    let f = Fields(&cmd.ext_fields);
+    let topic = match f.str("topic") {
+        Ok(t) => t,
+        Err(e) => return fail(cmd, response::SYSTEM_ERROR, e.to_string()),
+    };
+    if is_system_topic(topic) {
+        return fail(
+            cmd,
+            response::NO_PERMISSION,
+            format!("topic {topic} is a system topic and cannot be deleted"),
+        );
+    }
+    if let Some(why) = shard.topic_in_use(topic) {
+        return fail(cmd, response::SYSTEM_ERROR, why);
+    }
+    if f.opt_str("checkOnly") != Some("true") && shard.delete_topic(topic) {
+        log::info!("shard {}: deleted topic {topic}", shard.config.shard_id);
+    }
+    RemotingCommand::response(response::SUCCESS, cmd.opaque)
+}
+
+/// DELETE_SUBSCRIPTIONGROUP (207): the group's config, and with `cleanOffset` its offsets.
+pub fn delete_group(shard: &Shard, cmd: &RemotingCommand) -> RemotingCommand {
+    let f = Fields(&cmd.ext_fields);
+    let group = match f.str("groupName") {
+        Ok(g) => g,
+        Err(e) => return fail(cmd, response::SYSTEM_ERROR, e.to_string()),
+    };
+    if shard.delete_group(group, f.bool("cleanOffset")) {
+        log::info!("shard {}: deleted group {group}", shard.config.shard_id);
+    }
+    RemotingCommand::response(response::SUCCESS, cmd.opaque)
+}
+
+/// GET_CONSUMER_CONNECTION_LIST (203): the group's live members, their subscriptions and
+/// settings, as ConsumerConnection.
+pub fn consumer_connection(shard: &Shard, cmd: &RemotingCommand) -> RemotingCommand {
+    let group = match Fields(&cmd.ext_fields).str("consumerGroup") {
+        Ok(g) => g,
+        Err(e) => return fail(cmd, response::SYSTEM_ERROR, e.to_string()),
+    };
+    let clients = shard.clients.borrow();
+    let members = clients.consumer_clients(group);
+    let Some(info) = clients
+        .consumer_group(group)
+        .filter(|_| !members.is_empty())
+    else {
+        return fail(
+            cmd,
+            response::CONSUMER_NOT_ONLINE,
+            format!("the consumer group[{group}] not online"),
+        );
+    };
+    let subscriptions: serde_json::Map<String, serde_json::Value> = info
+        .subscriptions
+        .iter()
+        .map(|(topic, s)| {
+            let value = serde_json::json!({
+                "topic": s.topic, "subString": s.sub_string, "tagsSet": s.tags_set,
+                "codeSet": s.code_set, "subVersion": s.sub_version,
+                "expressionType": s.expression_type.as_deref().unwrap_or("TAG"),
+            });
+            (topic.clone(), value)
+        })
+        .collect();
+    let body = serde_json::json!({
+        "connectionSet": members,
+        "consumeFromWhere": info.consume_from_where,
+        "consumeType": info.consume_type,
+        "messageModel": info.message_model,
+        "subscriptionTable": subscriptions,
+    });
+    RemotingCommand::response(response::SUCCESS, cmd.opaque)
+        .with_body(Bytes::from(body.to_string()))
+}
+
+/// GET_PRODUCER_CONNECTION_LIST (204): the live members of a producer group.
+pub fn producer_connection(shard: &Shard, cmd: &RemotingCommand) -> RemotingCommand {
+    let group = match Fields(&cmd.ext_fields).str("producerGroup") {
+        Ok(g) => g,
+        Err(e) => return fail(cmd, response::SYSTEM_ERROR, e.to_string()),
+    };
+    let members = shard.clients.borrow().producer_clients(group);
+    if members.is_empty() {
+        return fail(
+            cmd,
+            response::SYSTEM_ERROR,
+            format!("the producer group[{group}] not exist"),
+        );
+    }
+    let body = serde_json::json!({ "connectionSet": members });
+    RemotingCommand::response(response::SUCCESS, cmd.opaque)
+        .with_body(Bytes::from(body.to_string()))
 }

@@ -66,6 +66,7 @@ pub mod response {
     pub const SUBSCRIPTION_PARSE_FAILED: i32 = 23;
     pub const SUBSCRIPTION_NOT_EXIST: i32 = 24;
     pub const SUBSCRIPTION_GROUP_NOT_EXIST: i32 = 26;
+    pub const CONSUMER_NOT_ONLINE: i32 = 206;
     pub const INVALID_PARAMETER: i32 = 29;
 }
 

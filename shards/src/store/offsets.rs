@@ -101,6 +101,22 @@ impl ConsumerOffsets {
         offset
     }
 
+    /// Forgets every group's offsets on `topic` (the topic was deleted).
+    pub fn remove_topic(&mut self, topic: &str) {
+        let prefix = format!("{topic}@");
+        for map in [&mut self.table, &mut self.pulled, &mut self.resets] {
+            map.retain(|k, _| !k.starts_with(&prefix));
+        }
+    }
+
+    /// Forgets `group`'s offsets on every topic (the group was deleted).
+    pub fn remove_group(&mut self, group: &str) {
+        let suffix = format!("@{group}");
+        for map in [&mut self.table, &mut self.pulled, &mut self.resets] {
+            map.retain(|k, _| !k.ends_with(&suffix));
+        }
+    }
+
     /// Records where a pull by `group` ended.
     pub fn record_pull(&mut self, topic: &str, group: &str, queue_id: i32, next: i64) {
         let key = key(topic, group);
