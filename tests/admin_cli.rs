@@ -204,12 +204,12 @@ fn consumer_progress_shows_the_backlog_and_what_was_pulled_but_not_committed() {
         common::queue("TP", &broker, 0),
         common::queue("TP", &broker, 1),
     );
-    for _ in 0..5 {
-        client.send_to(&addr, &q0, &msg).unwrap();
-    }
-    for _ in 0..3 {
-        client.send_to(&addr, &q1, &msg).unwrap();
-    }
+    let on_q0: Vec<String> = (0..5)
+        .map(|_| client.send_to(&addr, &q0, &msg).unwrap().offset_msg_id)
+        .collect();
+    let on_q1: Vec<String> = (0..3)
+        .map(|_| client.send_to(&addr, &q1, &msg).unwrap().offset_msg_id)
+        .collect();
     // Queue 0: committed up to 2. Queue 1: all 3 pulled, nothing committed.
     let commit = client
         .call_fields(
@@ -286,4 +286,18 @@ fn consumer_progress_shows_the_backlog_and_what_was_pulled_but_not_committed() {
     // A group with no progress anywhere: an empty table, not an error.
     let (ok, out, _) = admin(&petrel, &["consumerProgress", "-g", "Nobody"]);
     assert!(ok && out.contains("Consume Diff Total: 0"), "{out}");
+    // Each message's status for the group (F13).
+    for (id, want) in [
+        (&on_q0[1], "Consumed"),
+        (&on_q0[3], "To-consume"),
+        (&on_q1[0], "Consuming"),
+    ] {
+        let (ok, out, err) = admin(&petrel, &["queryMsgById", "-i", id, "-g", "GP"]);
+        assert!(ok, "{err}");
+        assert_eq!(
+            detail(&out)["Consume Status:"],
+            format!("{want} (group GP)"),
+            "{out}"
+        );
+    }
 }

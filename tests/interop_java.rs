@@ -398,3 +398,44 @@ fn java_query_message_by_key_and_view_message_by_unique_key() {
     assert_eq!(lines[0]["body"], "body-12", "{lines:?}");
     assert_eq!(lines[0]["msgId"], uniq);
 }
+
+#[test]
+fn java_broadcasting_consumers_each_get_every_message_and_the_broker_keeps_no_progress() {
+    let (_dir, petrel) = setup("JavaBcast", 2);
+    let ns = petrel.namesrv();
+    let consumer = |instance: &str| {
+        let d = Driver::start(&[
+            "push",
+            &ns,
+            "GJavaBcast",
+            "JavaBcast",
+            "*",
+            "20",
+            "90",
+            "0",
+            instance,
+            "BROADCASTING",
+        ]);
+        d.read_until("started", Duration::from_secs(60));
+        d
+    };
+    let (b1, b2) = (consumer("b1"), consumer("b2"));
+    let sent = produce(&ns, "JavaBcast", 20, "sync");
+    let ids: BTreeSet<&str> = sent.iter().filter_map(|l| l["msgId"].as_str()).collect();
+    for d in [b1, b2] {
+        let lines = d.finish(Duration::from_secs(120));
+        let got: BTreeSet<&str> = lines.iter().filter_map(|l| l["msgId"].as_str()).collect();
+        assert_eq!(got, ids, "every instance gets every message");
+    }
+    // Broadcast progress lives in the clients: nothing was committed on the broker.
+    let mut client = Client::new(&ns);
+    let addr = petrel.brokers()[0].1.clone();
+    let stats = client
+        .consume_stats(&addr, "GJavaBcast", Some("JavaBcast"))
+        .unwrap();
+    assert_eq!(stats.len(), 2);
+    for q in stats {
+        assert_eq!(q.consumer_offset, 0, "{q:?}");
+        assert_eq!(q.broker_offset, 10, "{q:?}");
+    }
+}

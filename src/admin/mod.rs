@@ -118,6 +118,9 @@ pub enum AdminCommand {
         /// Accepted for mqadmin's command lines; the ID names the broker.
         #[arg(short = 't', long = "topic")]
         topic: Option<String>,
+        /// Also show where this consumer group is with the message.
+        #[arg(short = 'g', long = "consumerGroup")]
+        group: Option<String>,
     },
     /// A consumer group's progress per queue: broker offset, committed offset, backlog (Diff)
     /// and pulled-but-uncommitted messages (Inflight).
@@ -487,8 +490,14 @@ pub fn run(command: AdminCommand) -> anyhow::Result<()> {
             let ms = progress::parse_time(&timestamp)?;
             progress::reset_by_time(&mut Client::new(&ns.namesrv_addr), &group, &topic, ms)?;
         }
-        AdminCommand::QueryMsgById { ns, msg_id, .. } => {
-            query::by_id(&mut Client::new(&ns.namesrv_addr), &msg_id)?;
+        AdminCommand::QueryMsgById {
+            ns, msg_id, group, ..
+        } => {
+            query::by_id(
+                &mut Client::new(&ns.namesrv_addr),
+                &msg_id,
+                group.as_deref(),
+            )?;
         }
         AdminCommand::QueryMsgByKey {
             ns,

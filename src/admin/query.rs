@@ -1,7 +1,8 @@
 //! mqadmin's message lookups: `queryMsgById` (by offsetMsgId, VIEW_MESSAGE_BY_ID),
 //! `queryMsgByOffset` (by broker, queue and offset, a one-message pull) and `queryMsgByKey`
-//! (QUERY_MESSAGE on every broker of the topic). Both print mqadmin's
-//! detail block and, as mqadmin does, write the body to `<tmp>/rocketmq/msgbodys/<id>`.
+//! (QUERY_MESSAGE on every broker of the topic). The first two print mqadmin's detail block
+//! and, as mqadmin does, write the body to `<tmp>/rocketmq/msgbodys/<id>`; given a group,
+//! `queryMsgById` also says where that group is with the message (F13).
 
 use std::path::PathBuf;
 
@@ -9,11 +10,35 @@ use anyhow::{bail, Context};
 
 use crate::client::{Client, KeyQuery, MessageExt, MessageQueue, PullRequest};
 
-pub fn by_id(client: &mut Client, msg_id: &str) -> anyhow::Result<()> {
+pub fn by_id(client: &mut Client, msg_id: &str, group: Option<&str>) -> anyhow::Result<()> {
     let m = client
         .view_message(msg_id)
         .with_context(|| format!("query message by id {msg_id}"))?;
-    print_detail(&m, &m.offset_msg_id)
+    print_detail(&m, &m.offset_msg_id)?;
+    if let Some(group) = group {
+        let status = consume_status(client, &m, group)?;
+        println!("{:<20} {status} (group {group})", "Consume Status:");
+    }
+    Ok(())
+}
+
+/// Where `group` is with message `m`: Consumed (its committed offset is past it), Consuming
+/// (pulled, not yet committed) or To-consume. RocketMQ's tools show only the first and last.
+pub fn consume_status(
+    client: &mut Client,
+    m: &MessageExt,
+    group: &str,
+) -> anyhow::Result<&'static str> {
+    let addr = m.store_host.to_string();
+    let stats = client
+        .consume_stats(&addr, group, Some(&m.topic))
+        .with_context(|| format!("consume stats of {group} on {addr}"))?;
+    let queue = stats.iter().find(|q| q.queue.queue_id == m.queue_id);
+    Ok(match queue {
+        Some(q) if q.consumer_offset > m.queue_offset => "Consumed",
+        Some(q) if q.pull_offset > m.queue_offset => "Consuming",
+        _ => "To-consume",
+    })
 }
 
 pub fn by_offset(client: &mut Client, queue: &MessageQueue, offset: i64) -> anyhow::Result<()> {

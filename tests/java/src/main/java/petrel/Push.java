@@ -11,10 +11,13 @@ import org.apache.rocketmq.common.consumer.ConsumeFromWhere;
 import org.apache.rocketmq.common.message.MessageExt;
 import org.apache.rocketmq.remoting.protocol.heartbeat.MessageModel;
 
-/** push &lt;namesrv&gt; &lt;group&gt; &lt;topic&gt; &lt;subExpression&gt; &lt;expect&gt; &lt;timeoutSec&gt; &lt;idleSec&gt; [instanceName] */
+/**
+ * push &lt;namesrv&gt; &lt;group&gt; &lt;topic&gt; &lt;subExpression&gt; &lt;expect&gt; &lt;timeoutSec&gt;
+ * &lt;idleSec&gt; [instanceName] [CLUSTERING|BROADCASTING]
+ */
 final class Push {
     private static final String USAGE =
-            "push <namesrv> <group> <topic> <subExpression> <expect> <timeoutSec> <idleSec> [instanceName]";
+            "push <namesrv> <group> <topic> <subExpression> <expect> <timeoutSec> <idleSec> [instanceName] [model]";
 
     private Push() {}
 
@@ -28,6 +31,7 @@ final class Push {
         int timeoutSec = Interop.intArg(a, 5, "timeoutSec");
         int idleSec = Interop.intArg(a, 6, "idleSec");
         String instanceName = a.length > 7 ? a[7] : null;
+        MessageModel model = a.length > 8 ? MessageModel.valueOf(a[8]) : MessageModel.CLUSTERING;
 
         AtomicInteger received = new AtomicInteger();
         AtomicLong lastAt = new AtomicLong(0);
@@ -37,7 +41,7 @@ final class Push {
         consumer.setNamesrvAddr(namesrv);
         consumer.setVipChannelEnabled(false);
         if (instanceName != null && !instanceName.isEmpty()) consumer.setInstanceName(instanceName);
-        consumer.setMessageModel(MessageModel.CLUSTERING);
+        consumer.setMessageModel(model);
         consumer.setConsumeFromWhere(ConsumeFromWhere.CONSUME_FROM_FIRST_OFFSET);
         // Let in-flight listener calls finish (and their offsets reach the offset
         // store) before shutdown() persists offsets; with the default of 0 the
@@ -49,7 +53,9 @@ final class Push {
             public ConsumeConcurrentlyStatus consumeMessage(List<MessageExt> msgs, ConsumeConcurrentlyContext ctx) {
                 synchronized (lock) {
                     for (MessageExt m : msgs) {
-                        Json.emit(Msgs.line(m));
+                        java.util.Map<String, Object> line = Msgs.line(m);
+                        if (instanceName != null) line.put("instance", instanceName);
+                        Json.emit(line);
                         received.incrementAndGet();
                     }
                     lastAt.set(System.nanoTime());
