@@ -244,11 +244,11 @@ fn consumer_progress_shows_the_backlog_and_what_was_pulled_but_not_committed() {
     let body = String::from_utf8_lossy(&raw.body).into_owned();
     assert!(
         body.starts_with(&format!(
-            r#"{{"offsetTable":{{{{"brokerName":"{broker}","queueId":0,"topic":"TP"}}:{{"brokerOffset":5,"consumerOffset":2,"#
+            r#"{{"consumeTps":0.0,"offsetTable":{{{{"brokerName":"{broker}","queueId":0,"topic":"TP"}}:{{"brokerOffset":5,"consumerOffset":2,"#
         )),
         "{body}"
     );
-    let stats = client.consume_stats(&addr, "GP", None).unwrap();
+    let stats = client.consume_stats(&addr, "GP", None).unwrap().queues;
     let rows: Vec<(i32, i64, i64, i64)> = stats
         .iter()
         .map(|s| {

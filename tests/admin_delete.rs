@@ -103,6 +103,22 @@ fn a_topic_in_use_is_not_deleted_and_one_deleted_stays_gone() {
         out.contains("Doomed") && out.contains("MessageModel: CLUSTERING"),
         "{out}"
     );
+    // Every group in one line: its members, type, model, TPS and backlog.
+    let out = eventually(Duration::from_secs(10), || {
+        let (ok, out, _) = admin(&ns, &["consumerProgress"]);
+        (ok && out.contains("GDoomed")).then_some(out)
+    });
+    let row: Vec<&str> = out
+        .lines()
+        .find(|l| l.starts_with("GDoomed "))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        [row[0], row[1], row[3], row[4]],
+        ["GDoomed", "1", "PUSH", "CLUSTERING"],
+        "{out}"
+    );
     drop(consumer);
 
     // A producer that sent to the topic and is still online.

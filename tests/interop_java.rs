@@ -432,7 +432,8 @@ fn java_broadcasting_consumers_each_get_every_message_and_the_broker_keeps_no_pr
     let addr = petrel.brokers()[0].1.clone();
     let stats = client
         .consume_stats(&addr, "GJavaBcast", Some("JavaBcast"))
-        .unwrap();
+        .unwrap()
+        .queues;
     assert_eq!(stats.len(), 2);
     for q in stats {
         assert_eq!(q.consumer_offset, 0, "{q:?}");

@@ -123,13 +123,13 @@ pub enum AdminCommand {
         group: Option<String>,
     },
     /// A consumer group's progress per queue: broker offset, committed offset, backlog (Diff)
-    /// and pulled-but-uncommitted messages (Inflight).
+    /// and pulled-but-uncommitted messages (Inflight); without -g, one line per group.
     #[command(name = "consumerProgress")]
     ConsumerProgress {
         #[command(flatten)]
         ns: Namesrv,
         #[arg(short = 'g', long = "groupName")]
-        group: String,
+        group: Option<String>,
         #[arg(short = 't', long = "topicName")]
         topic: Option<String>,
     },
@@ -445,11 +445,11 @@ pub fn run(command: AdminCommand) -> anyhow::Result<()> {
             println!("Consume ok, {printed} messages");
         }
         AdminCommand::ConsumerProgress { ns, group, topic } => {
-            progress::consumer_progress(
-                &mut Client::new(&ns.namesrv_addr),
-                &group,
-                topic.as_deref(),
-            )?;
+            let mut client = Client::new(&ns.namesrv_addr);
+            match group {
+                Some(group) => progress::consumer_progress(&mut client, &group, topic.as_deref())?,
+                None => progress::all_groups(&mut client)?,
+            }
         }
         AdminCommand::UpdateSubGroup { ns, options } => {
             group::update(&ns.namesrv_addr, &options)?;

@@ -6,11 +6,8 @@ use anyhow::{bail, Context};
 
 use crate::client::Client;
 
-pub fn consumer_progress(
-    client: &mut Client,
-    group: &str,
-    topic: Option<&str>,
-) -> anyhow::Result<()> {
+/// Every master broker as (name, address), sorted.
+fn masters(client: &mut Client) -> anyhow::Result<Vec<(String, String)>> {
     let info = client.cluster_info()?;
     let mut masters: Vec<(String, String)> = info["brokerAddrTable"]
         .as_object()
@@ -26,12 +23,89 @@ pub fn consumer_progress(
     if masters.is_empty() {
         bail!("the name server knows no master broker");
     }
+    Ok(masters)
+}
+
+/// `consumerProgress` without `-g`: one line per group (every `%RETRY%` topic names one), with
+/// its online members, their client version, consume type and model, TPS and backlog.
+pub fn all_groups(client: &mut Client) -> anyhow::Result<()> {
+    use petrel_shards::remoting::request;
+    let masters = masters(client)?;
+    let mut groups: Vec<String> = client
+        .topic_list()?
+        .into_iter()
+        .filter_map(|t| t.strip_prefix("%RETRY%").map(str::to_string))
+        .collect();
+    groups.sort();
+    groups.dedup();
+    println!(
+        "{:<64}  {:<6}  {:<24} {:<5}  {:<14}  {:<7}  #Diff Total",
+        "#Group", "#Count", "#Version", "#Type", "#Model", "#TPS"
+    );
+    for group in groups {
+        let (mut tps, mut diff) = (0.0, 0i64);
+        let mut members = std::collections::BTreeSet::new();
+        let mut connection: Option<serde_json::Value> = None;
+        for (_, addr) in &masters {
+            if let Ok(stats) = client.consume_stats(addr, &group, None) {
+                tps += stats.tps;
+                diff += stats
+                    .queues
+                    .iter()
+                    .map(|q| q.broker_offset - q.consumer_offset)
+                    .sum::<i64>();
+            }
+            let fields = [("consumerGroup", group.clone())];
+            if let Ok(reply) = client.call_ok(addr, request::GET_CONSUMER_CONNECTION_LIST, &fields)
+            {
+                if let Ok(body) = serde_json::from_slice::<serde_json::Value>(&reply.body) {
+                    for c in body["connectionSet"].as_array().into_iter().flatten() {
+                        members.insert(c["clientId"].as_str().unwrap_or("").to_string());
+                    }
+                    connection.get_or_insert(body);
+                }
+            }
+        }
+        let (version, kind, model) = match &connection {
+            Some(c) => (
+                c["connectionSet"][0]["version"].to_string(),
+                match c["consumeType"].as_str() {
+                    Some("CONSUME_ACTIVELY") => "PULL",
+                    Some("CONSUME_POP") => "POP",
+                    _ => "PUSH",
+                },
+                c["messageModel"].as_str().unwrap_or("").to_string(),
+            ),
+            None => ("OFFLINE".to_string(), "", String::new()),
+        };
+        println!(
+            "{:<64}  {:<6}  {:<24} {:<5}  {:<14}  {:<7.0}  {}",
+            group,
+            members.len(),
+            version,
+            kind,
+            model,
+            tps,
+            diff
+        );
+    }
+    Ok(())
+}
+
+pub fn consumer_progress(
+    client: &mut Client,
+    group: &str,
+    topic: Option<&str>,
+) -> anyhow::Result<()> {
+    let masters = masters(client)?;
     let mut rows = Vec::new();
+    let mut tps = 0.0;
     for (name, addr) in &masters {
         let stats = client
             .consume_stats(addr, group, topic)
             .with_context(|| format!("consume stats of {group} from {name} ({addr})"))?;
-        rows.extend(stats);
+        tps += stats.tps;
+        rows.extend(stats.queues);
     }
     rows.sort_by(|a, b| a.queue.cmp(&b.queue));
     println!(
@@ -75,7 +149,7 @@ pub fn consumer_progress(
         );
     }
     println!();
-    println!("Consume TPS: not measured");
+    println!("Consume TPS: {tps:.2}");
     println!("Consume Diff Total: {diff_total}");
     println!("Consume Inflight Total: {inflight_total}");
     Ok(())

@@ -33,7 +33,7 @@ pub fn consume_status(
     let stats = client
         .consume_stats(&addr, group, Some(&m.topic))
         .with_context(|| format!("consume stats of {group} on {addr}"))?;
-    let queue = stats.iter().find(|q| q.queue.queue_id == m.queue_id);
+    let queue = stats.queues.iter().find(|q| q.queue.queue_id == m.queue_id);
     Ok(match queue {
         Some(q) if q.consumer_offset > m.queue_offset => "Consumed",
         Some(q) if q.pull_offset > m.queue_offset => "Consuming",

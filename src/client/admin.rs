@@ -7,7 +7,9 @@ use petrel_shards::record;
 use petrel_shards::remoting::{request, response, ExtFields, RemotingCommand};
 
 use super::message::decode_messages;
-use super::{fastjson, Client, ClientError, KeyQuery, MessageExt, MessageQueue, QueueProgress};
+use super::{
+    fastjson, Client, ClientError, ConsumeStats, KeyQuery, MessageExt, MessageQueue, QueueProgress,
+};
 
 impl Client {
     /// UPDATE_AND_CREATE_TOPIC on the broker (or front door) at `addr`; the reply of a front
@@ -105,7 +107,7 @@ impl Client {
         addr: &str,
         group: &str,
         topic: Option<&str>,
-    ) -> Result<Vec<QueueProgress>, ClientError> {
+    ) -> Result<ConsumeStats, ClientError> {
         let mut fields = vec![("consumerGroup", group.to_string())];
         if let Some(t) = topic {
             fields.push(("topic", t.to_string()));
@@ -117,7 +119,14 @@ impl Client {
         let pairs =
             fastjson::object_keyed_pairs(&reply.body, "offsetTable").map_err(ClientError::Body)?;
         let int = |v: &serde_json::Value, k: &str| v[k].as_i64().unwrap_or(0);
-        Ok(pairs
+        // `consumeTps` precedes the map, which fastjson puts last.
+        let tps = std::str::from_utf8(&reply.body)
+            .ok()
+            .and_then(|t| t.split_once("\"consumeTps\":"))
+            .and_then(|(_, rest)| rest.split([',', '}']).next())
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0.0);
+        let queues = pairs
             .into_iter()
             .map(|(mq, w)| QueueProgress {
                 queue: MessageQueue {
@@ -130,7 +139,8 @@ impl Client {
                 pull_offset: int(&w, "pullOffset"),
                 last_timestamp: int(&w, "lastTimestamp"),
             })
-            .collect())
+            .collect();
+        Ok(ConsumeStats { tps, queues })
     }
 
     /// QUERY_MESSAGE on the broker at `addr`: messages of `topic` with `key` in their KEYS

@@ -181,6 +181,14 @@ pub struct QueueProgress {
     pub last_timestamp: i64,
 }
 
+/// A group's progress on one broker (GET_CONSUME_STATS).
+#[derive(Debug, Clone)]
+pub struct ConsumeStats {
+    /// Messages per second the group pulled recently.
+    pub tps: f64,
+    pub queues: Vec<QueueProgress>,
+}
+
 /// A client bound to a list of name servers.
 pub struct Client {
     namesrv: Vec<String>,

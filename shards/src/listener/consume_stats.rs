@@ -27,7 +27,9 @@ pub fn consume_stats(shard: &Shard, cmd: &RemotingCommand) -> RemotingCommand {
     let offsets = shard.store.offsets.borrow();
     let queues = shard.store.queues();
     let mut table = String::new();
+    let mut tps = 0.0;
     for topic in &topics {
+        tps += offsets.pull_rate(topic, group, std::time::Instant::now());
         let Some(config) = meta.topic(topic) else {
             continue;
         };
@@ -54,8 +56,8 @@ pub fn consume_stats(shard: &Shard, cmd: &RemotingCommand) -> RemotingCommand {
             );
         }
     }
-    // No consume rate is measured yet, so `consumeTps` is left out (readers default it to 0).
-    let body = format!("{{\"offsetTable\":{{{table}}}}}");
+    // `consumeTps` is what the group pulled per second (RocketMQ counts the same).
+    let body = format!("{{\"consumeTps\":{tps:.1},\"offsetTable\":{{{table}}}}}");
     RemotingCommand::response(response::SUCCESS, cmd.opaque).with_body(Bytes::from(body))
 }
 

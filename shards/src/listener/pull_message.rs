@@ -96,6 +96,7 @@ pub fn execute(
                 &header.consumer_group,
                 header.queue_id,
                 next,
+                Instant::now(),
             );
         }
     }

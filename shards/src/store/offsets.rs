@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone)]
 pub struct ConsumerOffsets {
     table: HashMap<String, BTreeMap<i32, i64>>,
     /// Where each group's last pull ended (not persisted; RocketMQ's pull offsets): what a
@@ -13,6 +13,19 @@ pub struct ConsumerOffsets {
     /// Server-side resets not yet seen by the group's next pull of the queue: until then the
     /// group's commits for the queue (made from positions before the reset) are ignored.
     resets: HashMap<String, BTreeMap<i32, i64>>,
+    /// Messages each `topic@group` pulled, over windows of `RATE_WINDOW`.
+    rates: HashMap<String, PullRate>,
+}
+
+/// How long a pull-rate window lasts.
+const RATE_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Messages pulled in the current window, and the rate of the last full one.
+#[derive(Debug, Clone, Copy)]
+struct PullRate {
+    since: std::time::Instant,
+    count: u64,
+    last_rate: f64,
 }
 
 fn key(topic: &str, group: &str) -> String {
@@ -48,6 +61,7 @@ impl ConsumerOffsets {
             table: disk.offset_table.into_iter().collect(),
             pulled: HashMap::new(),
             resets: HashMap::new(),
+            rates: HashMap::new(),
         })
     }
 
@@ -107,6 +121,7 @@ impl ConsumerOffsets {
         for map in [&mut self.table, &mut self.pulled, &mut self.resets] {
             map.retain(|k, _| !k.starts_with(&prefix));
         }
+        self.rates.retain(|k, _| !k.starts_with(&prefix));
     }
 
     /// Forgets `group`'s offsets on every topic (the group was deleted).
@@ -115,19 +130,55 @@ impl ConsumerOffsets {
         for map in [&mut self.table, &mut self.pulled, &mut self.resets] {
             map.retain(|k, _| !k.ends_with(&suffix));
         }
+        self.rates.retain(|k, _| !k.ends_with(&suffix));
     }
 
-    /// Records where a pull by `group` ended.
-    pub fn record_pull(&mut self, topic: &str, group: &str, queue_id: i32, next: i64) {
+    /// Records where a pull by `group` ended, and counts what it took toward the group's rate.
+    pub fn record_pull(
+        &mut self,
+        topic: &str,
+        group: &str,
+        queue_id: i32,
+        next: i64,
+        now: std::time::Instant,
+    ) {
         let key = key(topic, group);
-        match self.pulled.get_mut(&key) {
-            Some(queues) => {
-                queues.insert(queue_id, next);
-            }
+        let previous = match self.pulled.get_mut(&key) {
+            Some(queues) => queues.insert(queue_id, next),
             None => {
-                self.pulled.insert(key, BTreeMap::from([(queue_id, next)]));
+                self.pulled
+                    .insert(key.clone(), BTreeMap::from([(queue_id, next)]));
+                None
             }
+        };
+        let took = previous.map_or(0, |p| (next - p).max(0) as u64);
+        let rate = self.rates.entry(key).or_insert(PullRate {
+            since: now,
+            count: 0,
+            last_rate: 0.0,
+        });
+        let elapsed = now.duration_since(rate.since);
+        if elapsed >= RATE_WINDOW {
+            rate.last_rate = rate.count as f64 / elapsed.as_secs_f64();
+            rate.since = now;
+            rate.count = 0;
         }
+        rate.count += took;
+    }
+
+    /// Messages per second `group` pulled from `topic` over the last full window; 0 once it
+    /// stopped pulling for two windows.
+    pub fn pull_rate(&self, topic: &str, group: &str, now: std::time::Instant) -> f64 {
+        self.rates.get(&key(topic, group)).map_or(0.0, |r| {
+            let idle = now.saturating_duration_since(r.since);
+            if idle >= RATE_WINDOW * 2 {
+                0.0
+            } else if idle >= RATE_WINDOW {
+                r.count as f64 / idle.as_secs_f64()
+            } else {
+                r.last_rate
+            }
+        })
     }
 
     pub fn pulled(&self, topic: &str, group: &str, queue_id: i32) -> Option<i64> {
@@ -171,17 +222,54 @@ mod tests {
         let path = dir.path().join("consumerOffset.json");
         crate::store::atomic_file::write(&path, &offsets.to_json()).unwrap();
         let loaded = ConsumerOffsets::load(&path).unwrap();
-        assert_eq!(loaded, offsets);
+        assert_eq!(loaded.table, offsets.table);
         assert_eq!(loaded.get("T", "G", 3), Some(7));
         assert_eq!(loaded.groups_of("T"), vec!["G".to_string()]);
+    }
+
+    #[test]
+    fn the_pull_rate_is_messages_per_second_over_the_last_window() {
+        let mut offsets = ConsumerOffsets::default();
+        let t0 = std::time::Instant::now();
+        let at = |s: u64| t0 + std::time::Duration::from_secs(s);
+        offsets.record_pull("T", "G", 0, 0, at(0));
+        for s in 1..=10 {
+            offsets.record_pull("T", "G", 0, s as i64 * 50, at(s));
+        }
+        // The first window, [0 s, 10 s), saw the 450 messages of the pulls at 1..9 s (the
+        // first pull only placed the group); the pull at 10 s opened the next window.
+        offsets.record_pull("T", "G", 0, 550, at(11));
+        let rate = offsets.pull_rate("T", "G", at(12));
+        assert!((rate - 45.0).abs() < 1e-9, "{rate}");
+        assert_eq!(offsets.pull_rate("T", "G", at(40)), 0.0, "stopped pulling");
+        assert_eq!(offsets.pull_rate("T", "Other", at(12)), 0.0);
+    }
+
+    #[test]
+    fn a_reset_holds_off_older_commits_until_the_next_pull() {
+        let mut offsets = ConsumerOffsets::default();
+        offsets.commit("T", "G", 0, 9);
+        offsets.reset("T", "G", 0, 2);
+        offsets.commit("T", "G", 0, 10);
+        assert_eq!(
+            offsets.get("T", "G", 0),
+            Some(2),
+            "a commit from before the reset"
+        );
+        assert_eq!(offsets.take_reset("T", "G", 0), Some(2));
+        assert_eq!(offsets.take_reset("T", "G", 0), None);
+        offsets.commit("T", "G", 0, 3);
+        assert_eq!(offsets.get("T", "G", 0), Some(3));
+        offsets.remove_topic("T");
+        assert_eq!(offsets.get("T", "G", 0), None);
     }
 
     #[test]
     fn pulls_are_tracked_apart_from_commits_and_not_persisted() {
         let mut offsets = ConsumerOffsets::default();
         offsets.commit("T", "G", 0, 2);
-        offsets.record_pull("U", "G", 1, 9);
-        offsets.record_pull("U", "G", 1, 11);
+        offsets.record_pull("U", "G", 1, 9, std::time::Instant::now());
+        offsets.record_pull("U", "G", 1, 11, std::time::Instant::now());
         assert_eq!(offsets.pulled("U", "G", 1), Some(11));
         assert_eq!(offsets.get("U", "G", 1), None);
         assert_eq!(
