@@ -149,6 +149,23 @@ fn messages_sent_with_admin_are_found_by_offset_msg_id_and_by_queue_offset() {
     let (ok, _, err) = admin(&petrel, &["queryMsgById", "-i", "not-an-id"]);
     assert!(!ok);
     assert!(err.contains("not an offsetMsgId"), "{err}");
+    // printMsg: every queue's offsets, then its messages; a tag that matches nothing prints
+    // the queues only, and a begin time in the future prints no message.
+    let (ok, out, err) = admin(&petrel, &["printMsg", "-t", "TQ"]);
+    assert!(ok, "{err}");
+    assert_eq!(out.matches("minOffset=").count(), 4, "{out}");
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("MSGID: ")).count(),
+        6,
+        "{out}"
+    );
+    for (_, _, body) in &sent {
+        assert!(out.contains(&format!("BODY: {body}")), "{out}");
+    }
+    let (ok, out, _) = admin(&petrel, &["printMsg", "-t", "TQ", "-s", "Other"]);
+    assert!(ok && !out.contains("MSGID: "), "{out}");
+    let (ok, out, _) = admin(&petrel, &["printMsg", "-t", "TQ", "-b", "4102444800000"]);
+    assert!(ok && !out.contains("MSGID: "), "{out}");
 }
 
 #[test]

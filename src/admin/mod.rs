@@ -216,6 +216,26 @@ pub enum AdminCommand {
         #[arg(short = 's', long = "timestamp", allow_hyphen_values = true)]
         timestamp: String,
     },
+    /// Print a topic's messages (optionally by tag and store-time range).
+    #[command(name = "printMsg")]
+    PrintMsg {
+        #[command(flatten)]
+        ns: Namesrv,
+        #[arg(short = 't', long = "topic")]
+        topic: String,
+        /// Tag expression: `*` or `a || b`.
+        #[arg(short = 's', long = "subExpression", default_value = "*")]
+        subscription: String,
+        /// Earliest store time: ms, `now` or yyyy-MM-dd#HH:mm:ss:SSS.
+        #[arg(short = 'b', long = "beginTimestamp")]
+        begin: Option<String>,
+        /// Latest store time: ms, `now` or yyyy-MM-dd#HH:mm:ss:SSS.
+        #[arg(short = 'e', long = "endTimestamp")]
+        end: Option<String>,
+        /// Print bodies (as UTF-8).
+        #[arg(short = 'd', long = "printBody", default_value_t = true, action = clap::ArgAction::Set)]
+        print_body: bool,
+    },
     /// Messages of a topic by business key (KEYS), through every broker's key index.
     #[command(name = "queryMsgByKey")]
     QueryMsgByKey {
@@ -498,6 +518,24 @@ pub fn run(command: AdminCommand) -> anyhow::Result<()> {
                 &msg_id,
                 group.as_deref(),
             )?;
+        }
+        AdminCommand::PrintMsg {
+            ns,
+            topic,
+            subscription,
+            begin,
+            end,
+            print_body,
+        } => {
+            let time = |t: Option<String>| t.map(|t| progress::parse_time(&t)).transpose();
+            let request = query::PrintRequest {
+                topic: &topic,
+                subscription: &subscription,
+                begin_ms: time(begin)?,
+                end_ms: time(end)?,
+                print_body,
+            };
+            query::print_messages(&mut Client::new(&ns.namesrv_addr), &request)?;
         }
         AdminCommand::QueryMsgByKey {
             ns,

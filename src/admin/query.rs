@@ -1,6 +1,6 @@
 //! mqadmin's message lookups: `queryMsgById` (by offsetMsgId, VIEW_MESSAGE_BY_ID),
 //! `queryMsgByOffset` (by broker, queue and offset, a one-message pull) and `queryMsgByKey`
-//! (QUERY_MESSAGE on every broker of the topic). The first two print mqadmin's detail block
+//! (QUERY_MESSAGE on every broker of the topic), and `printMsg`. The first two print mqadmin's detail block
 //! and, as mqadmin does, write the body to `<tmp>/rocketmq/msgbodys/<id>`; given a group,
 //! `queryMsgById` also says where that group is with the message (F13).
 
@@ -137,6 +137,87 @@ fn print_detail(m: &MessageExt, id: &str) -> anyhow::Result<()> {
     ];
     for (label, value) in rows {
         println!("{label:<20} {value}");
+    }
+    Ok(())
+}
+
+/// What `printMsg` prints: a topic's messages, optionally filtered by tag and store time.
+pub struct PrintRequest<'a> {
+    pub topic: &'a str,
+    pub subscription: &'a str,
+    pub begin_ms: Option<i64>,
+    pub end_ms: Option<i64>,
+    pub print_body: bool,
+}
+
+/// `printMsg`: every queue of the topic, its offsets, then each message in store-time range.
+pub fn print_messages(client: &mut Client, req: &PrintRequest<'_>) -> anyhow::Result<()> {
+    use petrel_shards::remoting::request;
+    let route = client.route(req.topic)?;
+    for queue in route.subscribe_queues(req.topic) {
+        let Some(addr) = route.broker_addr(&queue.broker_name).map(str::to_string) else {
+            continue;
+        };
+        let offset_of = |client: &mut Client, code: i32, ms: Option<i64>| -> anyhow::Result<i64> {
+            let mut fields = vec![
+                ("topic", req.topic.to_string()),
+                ("queueId", queue.queue_id.to_string()),
+            ];
+            if let Some(ms) = ms {
+                fields.push(("timestamp", ms.to_string()));
+            }
+            let reply = client.call_ok(&addr, code, &fields)?;
+            Ok(reply
+                .field("offset")
+                .and_then(|o| o.parse().ok())
+                .unwrap_or(0))
+        };
+        let min = offset_of(client, request::GET_MIN_OFFSET, None)?;
+        let max = offset_of(client, request::GET_MAX_OFFSET, None)?;
+        let from = match req.begin_ms {
+            Some(ms) => offset_of(client, request::SEARCH_OFFSET_BY_TIMESTAMP, Some(ms))?,
+            None => min,
+        };
+        println!(
+            "minOffset={min}, maxOffset={max}, MessageQueue [topic={}, brokerName={}, queueId={}]",
+            queue.topic, queue.broker_name, queue.queue_id
+        );
+        let mut offset = from;
+        while offset < max {
+            let pull = PullRequest {
+                group: "TOOLS_CONSUMER",
+                queue: &queue,
+                offset,
+                max: 32,
+                subscription: req.subscription,
+                suspend: None,
+            };
+            let result = client.pull(&addr, &pull)?;
+            for m in &result.messages {
+                if req.end_ms.is_some_and(|end| m.store_timestamp > end) {
+                    continue;
+                }
+                let body = if req.print_body {
+                    String::from_utf8_lossy(&m.body).into_owned()
+                } else {
+                    "NOT PRINT BODY".to_string()
+                };
+                println!(
+                    "MSGID: {} MessageExt [brokerName={}, queueId={}, queueOffset={}, storeTimestamp={}, tags={}, keys={}] BODY: {body}",
+                    m.msg_id,
+                    m.broker_name,
+                    m.queue_id,
+                    m.queue_offset,
+                    m.store_timestamp,
+                    m.tags().unwrap_or(""),
+                    m.keys().unwrap_or("")
+                );
+            }
+            if result.next_begin_offset <= offset {
+                break;
+            }
+            offset = result.next_begin_offset;
+        }
     }
     Ok(())
 }
