@@ -90,11 +90,11 @@ fn java_orderly_consumers_keep_each_keys_order_across_retries_and_a_broker_resta
         d
     };
     let (c1, c2) = (consumer("c1"), consumer("c2"));
-    produce_from(&ns, "JavaOrder", 600, "order12", 0);
+    produce_from(&ns, "JavaOrder", 1000, "order12", 0);
     assert!(broker.terminate().success());
     let _broker = Petrel::start("broker", store.path(), &props);
-    produce_from(&ns, "JavaOrder", 600, "order12", 600);
-    let mut lines = collect(&[&c1, &c2], 1200, Duration::from_secs(240));
+    produce_from(&ns, "JavaOrder", 1000, "order12", 1000);
+    let mut lines = collect(&[&c1, &c2], 2000, Duration::from_secs(240));
     lines.sort_by_key(|l| l["at"].as_i64().unwrap());
 
     // Per order key, messages are first consumed in the order they were sent: never one
@@ -112,7 +112,7 @@ fn java_orderly_consumers_keep_each_keys_order_across_retries_and_a_broker_resta
             }
         }
     }
-    assert_eq!(seen.len(), 1200);
+    assert_eq!(seen.len(), 2000);
     // A message that asked for a pause is the next one consumed from its queue (by whichever
     // member holds the queue by then): the queue waits for it, nothing behind it overtakes.
     let suspended: Vec<&Value> = lines.iter().filter(|l| l["result"] == "SUSPEND").collect();
