@@ -283,7 +283,8 @@ impl KeyIndex {
 
     fn put(&mut self, hash: i32, phy: u64, store_ms: i64) {
         if self.files.last().is_none_or(IndexFile::is_full) {
-            let path = self.dir.join(format!("{phy:020}"));
+            // Named by first offset, then sequence: a tiny file can fill within one message.
+            let path = self.dir.join(format!("{phy:020}_{:06}", self.files.len()));
             match IndexFile::create(path.clone(), self.config.slots, self.config.entries) {
                 Ok(f) => self.files.push(f),
                 Err(e) => {
@@ -369,6 +370,25 @@ mod tests {
     fn hashes_match_java_string_hash_code() {
         // "T#k".hashCode(): 'T' = 84, '#' = 35, 'k' = 107
         assert_eq!(key_hash("T", "k"), 84 * 961 + 35 * 31 + 107);
+    }
+
+    #[test]
+    fn a_file_smaller_than_one_messages_keys_rolls_over_within_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = IndexConfig {
+            enabled: true,
+            slots: 1,
+            entries: 1,
+        };
+        let mut index = KeyIndex::open(dir.path(), config).unwrap();
+        index.add("T", &props("a b", "U"), 500, 1_000);
+        assert_eq!(index.file_names().len(), 3);
+        for key in ["a", "b", "U"] {
+            assert_eq!(index.lookup("T", key, 0, i64::MAX, 8), [500], "{key}");
+        }
+        drop(index);
+        let again = KeyIndex::open(dir.path(), config).unwrap();
+        assert_eq!(again.lookup("T", "a", 0, i64::MAX, 8), [500]);
     }
 
     #[test]
