@@ -36,11 +36,14 @@ fn jar() -> &'static str {
 pub struct Driver {
     child: Child,
     pub lines: mpsc::Receiver<Value>,
+    /// Where a broadcasting consumer keeps its offsets; removed with the driver.
+    _offsets: tempfile::TempDir,
 }
 
 impl Driver {
     pub fn start(args: &[&str]) -> Driver {
         let log_dir = std::env::temp_dir().join("petrel-interop-logs");
+        let offsets = tempfile::tempdir().expect("a temp dir");
         let mut child = Command::new("java")
             .args([
                 "-Xmx256m",
@@ -51,6 +54,7 @@ impl Driver {
             ])
             .args(args)
             .env("PETREL_INTEROP_LOG_DIR", log_dir)
+            .env("PETREL_INTEROP_OFFSET_DIR", offsets.path())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -65,7 +69,11 @@ impl Driver {
                 let _ = tx.send(value);
             }
         });
-        Driver { child, lines: rx }
+        Driver {
+            child,
+            lines: rx,
+            _offsets: offsets,
+        }
     }
 
     /// Reads lines until one has `done` (returned with everything before it) or `started`.

@@ -50,6 +50,12 @@ public final class Interop {
         }
         setIfAbsent("rocketmq.log.root", dir);
         setIfAbsent("rocketmq.client.logRoot", dir);
+        // Broadcasting consumers keep their offsets in local files named by client id; the
+        // test gives each run its own directory, so none resumes from an earlier run's files.
+        String offsets = System.getenv("PETREL_INTEROP_OFFSET_DIR");
+        if (offsets != null && !offsets.isEmpty()) {
+            setIfAbsent("rocketmq.client.localOffsetStoreDir", offsets);
+        }
     }
 
     private static void setIfAbsent(String k, String v) {
