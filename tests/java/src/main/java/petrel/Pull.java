@@ -39,7 +39,7 @@ final class Pull {
             Collection<MessageQueue> queues = consumer.fetchMessageQueues(topic);
             List<MessageQueue> list = new ArrayList<>(queues);
             consumer.assign(list);
-            for (MessageQueue mq : list) consumer.seekToBegin(mq);
+            for (MessageQueue mq : list) seekToBegin(consumer, mq);
 
             long deadline = System.currentTimeMillis() + timeoutSec * 1000L;
             long last = System.currentTimeMillis();
@@ -65,5 +65,23 @@ final class Pull {
         }
         Json.emit(Json.obj("done", true, "received", received));
         return 0;
+    }
+
+    /**
+     * seekToBegin, tried again if it fails the client's own way: seeking cancels the pull
+     * tasks assign() started, an interrupted task reports a failed send and closes the shared
+     * connection, and a seek in flight on it fails with "send request ... failed"
+     * (DefaultLitePullConsumerImpl against any broker).
+     */
+    private static void seekToBegin(DefaultLitePullConsumer consumer, MessageQueue mq) throws Exception {
+        for (int attempt = 1; ; attempt++) {
+            try {
+                consumer.seekToBegin(mq);
+                return;
+            } catch (org.apache.rocketmq.client.exception.MQClientException e) {
+                if (attempt == 3) throw e;
+                System.err.println("pull: seekToBegin " + mq + " failed (" + e.getMessage() + "), again");
+            }
+        }
     }
 }
