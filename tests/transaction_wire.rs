@@ -23,6 +23,16 @@ fn a_half_message_is_delivered_once_after_its_commit_and_bad_ends_are_named() {
         ];
         Message::new(body.to_string(), properties(Some("T"), None, &user))
     };
+    // A batch of half messages is refused whole, whether the flag is on the request or on
+    // its messages.
+    let err = client
+        .send_batch_to(&addr, &q, &[half("b1"), half("b2")])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("transactional messages cannot be sent in a batch"),
+        "{err}"
+    );
     let sent = client.send_to(&addr, &q, &half("committed")).unwrap();
     let rolled = client.send_to(&addr, &q, &half("rolled back")).unwrap();
     assert_eq!(

@@ -4,7 +4,9 @@
 //!
 //! Built on its executor thread and never moved. Background tasks: the store writer, the
 //! ASYNC_FLUSH flusher, name-server registration every 30 s (and at once on topic changes),
-//! client expiry, long-poll expiry, and offset persistence every 5 s.
+//! client expiry, long-poll expiry, delayed delivery every 100 ms, transaction check-back
+//! every `transactionCheckInterval`, and persistence of offsets, delay progress and
+//! transaction state every 5 s.
 
 pub mod clients;
 pub mod holds;

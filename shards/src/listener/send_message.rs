@@ -341,6 +341,12 @@ fn store_batch(base: &Base<'_>, body: &[u8]) -> Result<(Appended, String, String
     if base.parking != Parking::None || items.iter().any(|i| delay_level(i.properties).is_some()) {
         return Err(remarks::DELAY_IN_BATCH.into());
     }
+    if items
+        .iter()
+        .any(|i| find_property(i.properties, property::TRAN_MSG) == Some("true"))
+    {
+        return Err(remarks::TRANSACTION_IN_BATCH.into());
+    }
     let ready: Vec<Ready<'_>> = items
         .iter()
         .map(|item| prepare_one(base, item.flag, item.body, item.properties))
