@@ -6,24 +6,9 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{standalone, Petrel};
+use common::{admin, standalone};
 use petrel::client::Client;
 use petrel_shards::remoting::{request, response};
-
-fn admin(petrel: &Petrel, args: &[&str]) -> (bool, String, String) {
-    let out = std::process::Command::new(common::petrel_bin())
-        .arg("admin")
-        .args(args)
-        .args(["-n", &petrel.namesrv()])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("petrel admin runs");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 /// The `Label:   value` lines of mqadmin's detail block.
 fn detail(stdout: &str) -> BTreeMap<String, String> {
@@ -39,7 +24,7 @@ fn messages_sent_with_admin_are_found_by_offset_msg_id_and_by_queue_offset() {
     let (_dir, petrel) = standalone(&["shards=2"]);
     let front_door = petrel.front_door();
     let (ok, out, err) = admin(
-        &petrel,
+        &petrel.namesrv(),
         &[
             "updateTopic",
             "-b",
@@ -67,7 +52,7 @@ fn messages_sent_with_admin_are_found_by_offset_msg_id_and_by_queue_offset() {
         for i in 0..3 {
             let body = format!("body-{broker}-{i}");
             let (ok, out, err) = admin(
-                &petrel,
+                &petrel.namesrv(),
                 &[
                     "sendMessage",
                     "-t",
@@ -93,7 +78,7 @@ fn messages_sent_with_admin_are_found_by_offset_msg_id_and_by_queue_offset() {
         // By queue offset.
         let offset = i.to_string();
         let (ok, out, err) = admin(
-            &petrel,
+            &petrel.namesrv(),
             &[
                 "queryMsgByOffset",
                 "-t",
@@ -117,7 +102,7 @@ fn messages_sent_with_admin_are_found_by_offset_msg_id_and_by_queue_offset() {
         assert_eq!(&stored, body);
         // By the offsetMsgId the first lookup printed.
         let id = d["OffsetID:"].clone();
-        let (ok, by_id, err) = admin(&petrel, &["queryMsgById", "-t", "TQ", "-i", &id]);
+        let (ok, by_id, err) = admin(&petrel.namesrv(), &["queryMsgById", "-t", "TQ", "-i", &id]);
         assert!(ok, "{by_id}{err}");
         let again = detail(&by_id);
         for key in [
@@ -131,7 +116,7 @@ fn messages_sent_with_admin_are_found_by_offset_msg_id_and_by_queue_offset() {
         }
     }
     let (ok, _, err) = admin(
-        &petrel,
+        &petrel.namesrv(),
         &[
             "queryMsgByOffset",
             "-t",
@@ -146,12 +131,12 @@ fn messages_sent_with_admin_are_found_by_offset_msg_id_and_by_queue_offset() {
     );
     assert!(!ok);
     assert!(err.contains("no message at offset 99"), "{err}");
-    let (ok, _, err) = admin(&petrel, &["queryMsgById", "-i", "not-an-id"]);
+    let (ok, _, err) = admin(&petrel.namesrv(), &["queryMsgById", "-i", "not-an-id"]);
     assert!(!ok);
     assert!(err.contains("not an offsetMsgId"), "{err}");
     // printMsg: every queue's offsets, then its messages; a tag that matches nothing prints
     // the queues only, and a begin time in the future prints no message.
-    let (ok, out, err) = admin(&petrel, &["printMsg", "-t", "TQ"]);
+    let (ok, out, err) = admin(&petrel.namesrv(), &["printMsg", "-t", "TQ"]);
     assert!(ok, "{err}");
     assert_eq!(out.matches("minOffset=").count(), 4, "{out}");
     assert_eq!(
@@ -162,9 +147,12 @@ fn messages_sent_with_admin_are_found_by_offset_msg_id_and_by_queue_offset() {
     for (_, _, body) in &sent {
         assert!(out.contains(&format!("BODY: {body}")), "{out}");
     }
-    let (ok, out, _) = admin(&petrel, &["printMsg", "-t", "TQ", "-s", "Other"]);
+    let (ok, out, _) = admin(&petrel.namesrv(), &["printMsg", "-t", "TQ", "-s", "Other"]);
     assert!(ok && !out.contains("MSGID: "), "{out}");
-    let (ok, out, _) = admin(&petrel, &["printMsg", "-t", "TQ", "-b", "4102444800000"]);
+    let (ok, out, _) = admin(
+        &petrel.namesrv(),
+        &["printMsg", "-t", "TQ", "-b", "4102444800000"],
+    );
     assert!(ok && !out.contains("MSGID: "), "{out}");
 }
 
@@ -280,7 +268,7 @@ fn consumer_progress_shows_the_backlog_and_what_was_pulled_but_not_committed() {
     assert_eq!(rows, [(0, 5, 2, 2), (1, 3, 0, 3)]);
     assert!(stats[0].last_timestamp > 0 && stats[1].last_timestamp == 0);
     // The admin command: Diff = broker - committed, Inflight = pulled - committed.
-    let (ok, out, err) = admin(&petrel, &["consumerProgress", "-g", "GP"]);
+    let (ok, out, err) = admin(&petrel.namesrv(), &["consumerProgress", "-g", "GP"]);
     assert!(ok, "{out}{err}");
     let lines: Vec<Vec<&str>> = out
         .lines()
@@ -301,7 +289,7 @@ fn consumer_progress_shows_the_backlog_and_what_was_pulled_but_not_committed() {
     assert!(out.contains("Consume Diff Total: 6"), "{out}");
     assert!(out.contains("Consume Inflight Total: 3"), "{out}");
     // A group with no progress anywhere: an empty table, not an error.
-    let (ok, out, _) = admin(&petrel, &["consumerProgress", "-g", "Nobody"]);
+    let (ok, out, _) = admin(&petrel.namesrv(), &["consumerProgress", "-g", "Nobody"]);
     assert!(ok && out.contains("Consume Diff Total: 0"), "{out}");
     // Each message's status for the group (F13).
     for (id, want) in [
@@ -309,7 +297,7 @@ fn consumer_progress_shows_the_backlog_and_what_was_pulled_but_not_committed() {
         (&on_q0[3], "To-consume"),
         (&on_q1[0], "Consuming"),
     ] {
-        let (ok, out, err) = admin(&petrel, &["queryMsgById", "-i", id, "-g", "GP"]);
+        let (ok, out, err) = admin(&petrel.namesrv(), &["queryMsgById", "-i", id, "-g", "GP"]);
         assert!(ok, "{err}");
         assert_eq!(
             detail(&out)["Consume Status:"],

@@ -9,24 +9,10 @@ mod common;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{eventually, Petrel};
+use common::{admin, eventually, Petrel};
 use petrel::client::{properties, Client, ClientError, Connection, Message};
 use petrel_shards::remoting::{request, ExtFields, RemotingCommand};
 use serde_json::json;
-
-fn admin(namesrv: &str, args: &[&str]) -> (bool, String, String) {
-    let out = std::process::Command::new(common::petrel_bin())
-        .arg("admin")
-        .args(args)
-        .args(["-n", namesrv])
-        .output()
-        .expect("petrel admin runs");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 fn heartbeat(addr: &str, client_id: &str, body: serde_json::Value) -> Connection {
     let mut conn = Connection::connect(addr, Duration::from_secs(5)).unwrap();

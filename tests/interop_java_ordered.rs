@@ -148,19 +148,22 @@ fn java_a_topic_made_with_order_true_is_consumed_in_send_order() {
     let dir = tempfile::tempdir().unwrap();
     let petrel = Petrel::start("standalone", dir.path(), &["orderMessageEnable=true"]);
     let ns = petrel.namesrv();
-    let out = std::process::Command::new(common::petrel_bin())
-        .args([
-            "admin",
+    common::admin_ok(
+        &ns,
+        &[
             "updateTopic",
-            "-n",
-            &ns,
             "-b",
             &petrel.front_door(),
-        ])
-        .args(["-t", "JavaFifo", "-r", "1", "-w", "1", "-o", "true"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
+            "-t",
+            "JavaFifo",
+            "-r",
+            "1",
+            "-w",
+            "1",
+            "-o",
+            "true",
+        ],
+    );
     let mut client = Client::new(&ns);
     eventually(Duration::from_secs(10), || client.route("JavaFifo").ok());
     // Plain sends: the producer takes its queues from the route's orderTopicConf.

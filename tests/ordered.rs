@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{eventually, standalone, Petrel};
+use common::{admin_ok, eventually, standalone, Petrel};
 use petrel::client::Client;
 use petrel_shards::remoting::{request, response, ExtFields, RemotingCommand};
 use serde_json::{json, Value};
@@ -77,22 +77,6 @@ fn a_queue_lock_belongs_to_one_client_until_it_lets_go() {
     );
 }
 
-fn admin(namesrv: &str, args: &[&str]) -> String {
-    let out = std::process::Command::new(common::petrel_bin())
-        .arg("admin")
-        .args(args)
-        .args(["-n", namesrv])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("petrel admin runs");
-    assert!(
-        out.status.success(),
-        "petrel admin {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 fn order_conf(namesrv: &str, topic: &str) -> Option<String> {
     let mut ext = ExtFields::new();
     ext.insert("topic", topic);
@@ -119,7 +103,7 @@ fn update_topic_with_order_true_reaches_every_name_server_and_survives_a_restart
         &["shards=2", &format!("namesrvAddr={list}")],
     );
     // Through the front door, the queues split over the two shards, and the config says so.
-    let out = admin(
+    let out = admin_ok(
         &list,
         &[
             "updateTopic",
@@ -138,7 +122,7 @@ fn update_topic_with_order_true_reaches_every_name_server_and_survives_a_restart
     assert!(out.contains("order=true"), "{out}");
     // Straight to one shard: that shard's name.
     let shard1 = broker.brokers()[1].1.clone();
-    admin(
+    admin_ok(
         &list,
         &[
             "updateTopic",
@@ -164,24 +148,20 @@ fn update_topic_with_order_true_reaches_every_name_server_and_survives_a_restart
     let ns1_dir = ns1.store.clone();
     assert!(ns1.terminate().success());
     let ns1 = Petrel::start("namesrv", &ns1_dir, &["orderMessageEnable=true"]);
-    let mut ext = ExtFields::new();
-    ext.insert("namespace", "ORDER_TOPIC_CONFIG");
-    ext.insert("key", "Fifo1");
-    let reply = Client::new(&ns1.namesrv())
-        .call(
-            &ns1.namesrv(),
-            RemotingCommand::request(request::GET_KV_CONFIG, ext.clone(), Bytes::new()),
-        )
-        .unwrap();
+    let ns = ns1.namesrv();
+    let order_kv = |key: &str| {
+        let fields = [
+            ("namespace", "ORDER_TOPIC_CONFIG".to_string()),
+            ("key", key.to_string()),
+        ];
+        Client::new(&ns)
+            .call_fields(&ns, request::GET_KV_CONFIG, &fields)
+            .unwrap()
+    };
+    let reply = order_kv("Fifo1");
     assert_eq!(reply.code, response::SUCCESS);
     assert_eq!(reply.field("value"), Some("broker-a-s1:1"));
-    ext.insert("key", "NoSuchTopic");
-    let reply = Client::new(&ns1.namesrv())
-        .call(
-            &ns1.namesrv(),
-            RemotingCommand::request(request::GET_KV_CONFIG, ext, Bytes::new()),
-        )
-        .unwrap();
+    let reply = order_kv("NoSuchTopic");
     assert_eq!(reply.code, response::QUERY_NOT_FOUND);
     // Without orderMessageEnable (RocketMQ's default) routes leave the config out.
     let d3 = tempfile::tempdir().unwrap();
@@ -192,7 +172,7 @@ fn update_topic_with_order_true_reaches_every_name_server_and_survives_a_restart
         broker2_dir.path(),
         &[&format!("namesrvAddr={}", plain.namesrv())],
     );
-    admin(
+    admin_ok(
         &plain.namesrv(),
         &[
             "updateTopic",

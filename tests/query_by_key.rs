@@ -91,21 +91,10 @@ fn messages_are_found_by_key_within_the_time_range_and_after_restarts() {
     };
     check(&petrel);
 
-    let out = std::process::Command::new(common::petrel_bin())
-        .args([
-            "admin",
-            "queryMsgByKey",
-            "-n",
-            &petrel.namesrv(),
-            "-t",
-            "Keyed",
-            "-k",
-            "k-2",
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = common::admin_ok(
+        &petrel.namesrv(),
+        &["queryMsgByKey", "-t", "Keyed", "-k", "k-2"],
+    );
     let mut lines = stdout.lines();
     let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
     assert_eq!(header, ["#Message", "ID", "#QID", "#Offset"]);

@@ -9,20 +9,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::java::{produce, Driver};
-use common::{create_topic, queue, standalone};
+use common::{admin_ok, create_topic, queue, standalone};
 use petrel::client::{now_ms, properties, Client, Message};
 use petrel_shards::remoting::request;
-
-fn admin(namesrv: &str, args: &[&str]) -> String {
-    let out = std::process::Command::new(common::petrel_bin())
-        .arg("admin")
-        .args(args)
-        .args(["-n", namesrv])
-        .output()
-        .expect("petrel admin runs");
-    assert!(out.status.success(), "{args:?}: {out:?}");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 fn committed(client: &mut Client, addr: &str, group: &str, queue_id: i32) -> i64 {
     let reply = client
@@ -56,7 +45,7 @@ fn a_running_java_consumer_is_sent_back_to_the_start() {
             *seen.entry(body.to_string()).or_default() += 1;
         }
     }
-    let out = admin(
+    let out = admin_ok(
         &ns,
         &[
             "resetOffsetByTime",
@@ -113,7 +102,7 @@ fn offline_resets_go_to_the_past_the_future_and_the_end() {
         }
     }
     let group = "GReset";
-    admin(&ns, &["updateSubGroup", "-b", &addr, "-g", group]);
+    admin_ok(&ns, &["updateSubGroup", "-b", &addr, "-g", group]);
     let reset = |client: &mut Client, ms: i64| {
         let rows = client.reset_offset(&addr, group, "Reset", ms).unwrap();
         assert_eq!(rows.len(), 1);

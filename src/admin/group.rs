@@ -1,12 +1,15 @@
 //! Group administration: `updateSubGroup`, `deleteSubGroup`, `consumerConnection`,
 //! `producerConnection`.
 
+use std::collections::BTreeMap;
+
 use anyhow::{bail, Context};
 use clap::Args;
 use petrel_shards::broker::metadata::SubscriptionGroupConfig;
+use serde_json::Value;
 
-use super::topic::masters_of;
-use crate::client::Client;
+use super::brokers::{all_masters, targets};
+use crate::client::{Client, ClientError};
 
 /// mqadmin's updateSubGroup options (the group's settings; unset ones keep RocketMQ's
 /// defaults).
@@ -47,15 +50,13 @@ pub fn update(namesrv: &str, o: &GroupOptions) -> anyhow::Result<()> {
         notify_consumer_ids_changed_enable: o.notify,
         ..Default::default()
     };
-    let targets = match (&o.broker_addr, &o.cluster_name) {
-        (Some(addr), _) => vec![addr.clone()],
-        (None, Some(cluster)) => masters_of(&mut client, cluster)?
-            .into_iter()
-            .map(|m| m.addr)
-            .collect(),
-        (None, None) => bail!("updateSubGroup needs -b brokerAddr or -c clusterName"),
-    };
-    for addr in targets {
+    let targets = targets(
+        &mut client,
+        o.broker_addr.as_deref(),
+        o.cluster_name.as_deref(),
+        "updateSubGroup",
+    )?;
+    for (_, addr) in targets {
         client
             .create_group(&addr, &config)
             .with_context(|| format!("create subscription group to {addr} failed"))?;
@@ -82,19 +83,17 @@ pub fn delete(
 ) -> anyhow::Result<()> {
     use petrel_shards::remoting::request;
     let mut client = Client::new(namesrv);
-    let targets: Vec<String> = match (&broker_addr, &cluster) {
-        (Some(addr), _) => vec![addr.clone()],
-        (None, Some(c)) => masters_of(&mut client, c)?
-            .into_iter()
-            .map(|m| m.addr)
-            .collect(),
-        (None, None) => bail!("deleteSubGroup needs -b brokerAddr or -c clusterName"),
-    };
+    let targets = targets(
+        &mut client,
+        broker_addr.as_deref(),
+        cluster.as_deref(),
+        "deleteSubGroup",
+    )?;
     let fields = [
         ("groupName", group.to_string()),
         ("cleanOffset", clean_offsets.to_string()),
     ];
-    for addr in targets {
+    for (_, addr) in targets {
         client
             .call_ok(&addr, request::DELETE_SUBSCRIPTIONGROUP, &fields)
             .with_context(|| format!("delete subscription group [{group}] from {addr} failed"))?;
@@ -108,22 +107,41 @@ pub fn delete(
     Ok(())
 }
 
-/// Every master broker's address, for questions any of them may answer.
-fn all_masters(client: &mut Client) -> anyhow::Result<Vec<String>> {
-    let info = client.cluster_info()?;
-    let mut addrs: Vec<String> = info["brokerAddrTable"]
-        .as_object()
-        .map(|t| {
-            t.values()
-                .filter_map(|b| b["brokerAddrs"]["0"].as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
-    addrs.sort();
-    if addrs.is_empty() {
-        bail!("the name server knows no master broker");
+/// What brokers answered about a group's connections: its live members by client id, merged
+/// over the brokers, the first whole answer, and the last refusal.
+pub(super) struct Connections {
+    pub members: BTreeMap<String, Value>,
+    pub first: Option<Value>,
+    pub last_error: Option<ClientError>,
+}
+
+/// Asks each broker at `addrs` for a group's connections (`code`: 203 or 204).
+pub(super) fn connections(
+    client: &mut Client,
+    addrs: &[String],
+    code: i32,
+    fields: &[(&str, String)],
+) -> anyhow::Result<Connections> {
+    let mut out = Connections {
+        members: BTreeMap::new(),
+        first: None,
+        last_error: None,
+    };
+    for addr in addrs {
+        match client.call_ok(addr, code, fields) {
+            Ok(reply) => {
+                let body: Value = serde_json::from_slice(&reply.body)
+                    .with_context(|| format!("bad connection list from {addr}"))?;
+                for c in body["connectionSet"].as_array().into_iter().flatten() {
+                    let id = c["clientId"].as_str().unwrap_or("").to_string();
+                    out.members.insert(id, c.clone());
+                }
+                out.first.get_or_insert(body);
+            }
+            Err(e) => out.last_error = Some(e),
+        }
     }
-    Ok(addrs)
+    Ok(out)
 }
 
 /// `consumerConnection -g G [-b ADDR]`: the group's live members (from every broker, merged),
@@ -137,33 +155,23 @@ pub fn consumer_connection(
     let mut client = Client::new(namesrv);
     let targets = match broker_addr {
         Some(a) => vec![a],
-        None => all_masters(&mut client)?,
+        None => all_masters(&mut client)?
+            .into_iter()
+            .map(|m| m.addr)
+            .collect(),
     };
     let fields = [("consumerGroup", group.to_string())];
-    let mut members = std::collections::BTreeMap::new();
-    let mut info: Option<serde_json::Value> = None;
-    let mut last_error = None;
-    for addr in targets {
-        match client.call_ok(&addr, request::GET_CONSUMER_CONNECTION_LIST, &fields) {
-            Ok(reply) => {
-                let body: serde_json::Value = serde_json::from_slice(&reply.body)
-                    .with_context(|| format!("bad ConsumerConnection from {addr}"))?;
-                for c in body["connectionSet"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default()
-                {
-                    members.insert(c["clientId"].as_str().unwrap_or("").to_string(), c);
-                }
-                info.get_or_insert(body);
-            }
-            Err(e) => last_error = Some(e),
-        }
-    }
-    let Some(info) = info else {
+    let found = connections(
+        &mut client,
+        &targets,
+        request::GET_CONSUMER_CONNECTION_LIST,
+        &fields,
+    )?;
+    let members = found.members;
+    let Some(info) = found.first else {
         bail!(
             "{}",
-            last_error.map_or_else(
+            found.last_error.map_or_else(
                 || format!("the consumer group[{group}] not online"),
                 |e| e.to_string()
             )
@@ -218,32 +226,23 @@ pub fn producer_connection(namesrv: &str, group: &str, topic: &str) -> anyhow::R
     use petrel_shards::remoting::request;
     let mut client = Client::new(namesrv);
     let route = client.route(topic)?;
+    let addrs: Vec<String> = route
+        .broker_datas
+        .iter()
+        .filter_map(|b| route.broker_addr(&b.broker_name).map(str::to_string))
+        .collect();
     let fields = [("producerGroup", group.to_string())];
-    let mut members = std::collections::BTreeMap::new();
-    let mut last_error = None;
-    for broker in &route.broker_datas {
-        let Some(addr) = route.broker_addr(&broker.broker_name).map(str::to_string) else {
-            continue;
-        };
-        match client.call_ok(&addr, request::GET_PRODUCER_CONNECTION_LIST, &fields) {
-            Ok(reply) => {
-                let body: serde_json::Value = serde_json::from_slice(&reply.body)
-                    .with_context(|| format!("bad ProducerConnection from {addr}"))?;
-                for c in body["connectionSet"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default()
-                {
-                    members.insert(c["clientId"].as_str().unwrap_or("").to_string(), c);
-                }
-            }
-            Err(e) => last_error = Some(e),
-        }
-    }
+    let found = connections(
+        &mut client,
+        &addrs,
+        request::GET_PRODUCER_CONNECTION_LIST,
+        &fields,
+    )?;
+    let members = found.members;
     if members.is_empty() {
         bail!(
             "{}",
-            last_error.map_or_else(
+            found.last_error.map_or_else(
                 || format!("the producer group[{group}] not exist"),
                 |e| e.to_string()
             )

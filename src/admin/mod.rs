@@ -1,6 +1,7 @@
 //! `petrel admin`: mqadmin's commands, names and options (C2, F38, spec ops-surface §1),
 //! built on Petrel's client. Output keeps mqadmin's column headers, which scripts grep.
 
+mod brokers;
 mod group;
 mod progress;
 mod query;

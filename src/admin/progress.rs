@@ -2,35 +2,18 @@
 //! broker, one line per queue, then the totals) and `resetOffsetByTime` (server-side reset
 //! on every broker of the topic).
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 
+use super::brokers::{all_masters, Master};
+use super::group::connections;
 use crate::client::Client;
-
-/// Every master broker as (name, address), sorted.
-fn masters(client: &mut Client) -> anyhow::Result<Vec<(String, String)>> {
-    let info = client.cluster_info()?;
-    let mut masters: Vec<(String, String)> = info["brokerAddrTable"]
-        .as_object()
-        .map(|t| {
-            t.iter()
-                .filter_map(|(name, b)| {
-                    Some((name.clone(), b["brokerAddrs"]["0"].as_str()?.to_string()))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    masters.sort();
-    if masters.is_empty() {
-        bail!("the name server knows no master broker");
-    }
-    Ok(masters)
-}
 
 /// `consumerProgress` without `-g`: one line per group (every `%RETRY%` topic names one), with
 /// its online members, their client version, consume type and model, TPS and backlog.
 pub fn all_groups(client: &mut Client) -> anyhow::Result<()> {
     use petrel_shards::remoting::request;
-    let masters = masters(client)?;
+    let masters = all_masters(client)?;
+    let addrs: Vec<String> = masters.iter().map(|m| m.addr.clone()).collect();
     let mut groups: Vec<String> = client
         .topic_list()?
         .into_iter()
@@ -44,9 +27,7 @@ pub fn all_groups(client: &mut Client) -> anyhow::Result<()> {
     );
     for group in groups {
         let (mut tps, mut diff) = (0.0, 0i64);
-        let mut members = std::collections::BTreeSet::new();
-        let mut connection: Option<serde_json::Value> = None;
-        for (_, addr) in &masters {
+        for Master { addr, .. } in &masters {
             if let Ok(stats) = client.consume_stats(addr, &group, None) {
                 tps += stats.tps;
                 diff += stats
@@ -55,17 +36,15 @@ pub fn all_groups(client: &mut Client) -> anyhow::Result<()> {
                     .map(|q| q.broker_offset - q.consumer_offset)
                     .sum::<i64>();
             }
-            let fields = [("consumerGroup", group.clone())];
-            if let Ok(reply) = client.call_ok(addr, request::GET_CONSUMER_CONNECTION_LIST, &fields)
-            {
-                if let Ok(body) = serde_json::from_slice::<serde_json::Value>(&reply.body) {
-                    for c in body["connectionSet"].as_array().into_iter().flatten() {
-                        members.insert(c["clientId"].as_str().unwrap_or("").to_string());
-                    }
-                    connection.get_or_insert(body);
-                }
-            }
         }
+        let fields = [("consumerGroup", group.clone())];
+        let found = connections(
+            client,
+            &addrs,
+            request::GET_CONSUMER_CONNECTION_LIST,
+            &fields,
+        )?;
+        let (members, connection) = (found.members, found.first);
         let (version, kind, model) = match &connection {
             Some(c) => (
                 c["connectionSet"][0]["version"].to_string(),
@@ -97,10 +76,10 @@ pub fn consumer_progress(
     group: &str,
     topic: Option<&str>,
 ) -> anyhow::Result<()> {
-    let masters = masters(client)?;
+    let masters = all_masters(client)?;
     let mut rows = Vec::new();
     let mut tps = 0.0;
-    for (name, addr) in &masters {
+    for Master { name, addr } in &masters {
         let stats = client
             .consume_stats(addr, group, topic)
             .with_context(|| format!("consume stats of {group} from {name} ({addr})"))?;

@@ -4,52 +4,8 @@
 use anyhow::{bail, Context};
 use petrel_shards::broker::metadata::{perm, TopicConfig};
 
+use super::brokers::targets;
 use crate::client::Client;
-
-/// A master broker of the cluster: its name and address.
-pub struct Master {
-    pub name: String,
-    pub addr: String,
-}
-
-/// The masters of `cluster`, as the name server knows them.
-pub fn masters_of(client: &mut Client, cluster: &str) -> anyhow::Result<Vec<Master>> {
-    let info = client.cluster_info()?;
-    let names = info["clusterAddrTable"][cluster]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    let mut out = Vec::new();
-    for name in names {
-        let name = name.as_str().unwrap_or_default();
-        if let Some(addr) = info["brokerAddrTable"][name]["brokerAddrs"]["0"].as_str() {
-            out.push(Master {
-                name: name.to_string(),
-                addr: addr.to_string(),
-            });
-        }
-    }
-    if out.is_empty() {
-        bail!("cluster {cluster} has no master brokers");
-    }
-    Ok(out)
-}
-
-/// The name of the broker registered at `addr`, if one is.
-fn broker_name_at(client: &mut Client, addr: &str) -> anyhow::Result<Option<String>> {
-    let info = client.cluster_info()?;
-    let table = info["brokerAddrTable"]
-        .as_object()
-        .cloned()
-        .unwrap_or_default();
-    Ok(table.into_iter().find_map(|(name, data)| {
-        let addrs = data["brokerAddrs"].as_object()?;
-        addrs
-            .values()
-            .any(|a| a.as_str() == Some(addr))
-            .then_some(name)
-    }))
-}
 
 fn perm_text(p: i32) -> String {
     let flag = |bit: i32, c: char| if p & bit != 0 { c } else { '-' };
@@ -71,14 +27,12 @@ pub fn update(
     config: &TopicConfig,
 ) -> anyhow::Result<()> {
     let mut client = Client::new(namesrv);
-    let targets: Vec<(Option<String>, String)> = match (broker_addr, cluster) {
-        (Some(addr), _) => vec![(broker_name_at(&mut client, &addr)?, addr)],
-        (None, Some(cluster)) => masters_of(&mut client, &cluster)?
-            .into_iter()
-            .map(|m| (Some(m.name), m.addr))
-            .collect(),
-        (None, None) => bail!("updateTopic needs -b brokerAddr or -c clusterName"),
-    };
+    let targets = targets(
+        &mut client,
+        broker_addr.as_deref(),
+        cluster.as_deref(),
+        "updateTopic",
+    )?;
     let mut order_conf = Vec::new();
     for (name, addr) in targets {
         let reply = client
@@ -124,14 +78,15 @@ pub fn delete(
 ) -> anyhow::Result<()> {
     use petrel_shards::remoting::request;
     let mut client = Client::new(namesrv);
-    let targets: Vec<String> = match (&broker_addr, &cluster) {
-        (Some(addr), _) => vec![addr.clone()],
-        (None, Some(cluster)) => masters_of(&mut client, cluster)?
-            .into_iter()
-            .map(|m| m.addr)
-            .collect(),
-        (None, None) => bail!("deleteTopic needs -c clusterName or -b brokerAddr"),
-    };
+    let targets: Vec<String> = targets(
+        &mut client,
+        broker_addr.as_deref(),
+        cluster.as_deref(),
+        "deleteTopic",
+    )?
+    .into_iter()
+    .map(|(_, addr)| addr)
+    .collect();
     let check = [
         ("topic", topic.to_string()),
         ("checkOnly", "true".to_string()),

@@ -27,15 +27,12 @@ pub struct KvConfig {
 impl KvConfig {
     /// Reads `path`; a missing file is an empty store, a damaged one an error naming it.
     pub fn load(path: &Path) -> Result<KvConfig, String> {
-        let table = match std::fs::read(path) {
-            Ok(bytes) => {
-                serde_json::from_slice::<OnDisk>(&bytes)
-                    .map_err(|e| format!("{}: {e}", path.display()))?
-                    .config_table
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Table::new(),
-            Err(e) => return Err(format!("{}: {e}", path.display())),
-        };
+        let table = petrel_shards::store::atomic_file::read_json::<OnDisk>(path)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::InvalidData => e.to_string(),
+                _ => format!("{}: {e}", path.display()),
+            })?
+            .config_table;
         Ok(KvConfig {
             path: path.to_path_buf(),
             table,

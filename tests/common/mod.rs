@@ -61,6 +61,29 @@ pub fn test_properties(store: &Path) -> Vec<String> {
     ]
 }
 
+/// Runs `petrel admin <args> -n <namesrv>`: whether it succeeded, its stdout and its stderr.
+pub fn admin(namesrv: &str, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(petrel_bin())
+        .arg("admin")
+        .args(args)
+        .args(["-n", namesrv])
+        .stdin(Stdio::null())
+        .output()
+        .expect("petrel admin runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `admin` that must succeed; its stdout.
+pub fn admin_ok(namesrv: &str, args: &[&str]) -> String {
+    let (ok, out, err) = admin(namesrv, args);
+    assert!(ok, "petrel admin {args:?} failed: {err}{out}");
+    out
+}
+
 /// Runs `petrel <args>` to completion, returning its status and stderr.
 pub fn run_to_exit(args: &[String]) -> (ExitStatus, String) {
     let out = Command::new(petrel_bin())

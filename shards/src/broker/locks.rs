@@ -78,15 +78,6 @@ impl QueueLocks {
             self.groups.remove(group);
         }
     }
-
-    /// The live holder of a queue, if any.
-    pub fn holder(&self, group: &str, topic: &str, queue_id: i32, now: Instant) -> Option<&str> {
-        let h = self
-            .groups
-            .get(group)?
-            .get(&(topic.to_string(), queue_id))?;
-        (now.duration_since(h.refreshed) <= LOCK_MAX_LIVE).then_some(h.client_id.as_str())
-    }
 }
 
 #[cfg(test)]
@@ -115,12 +106,10 @@ mod tests {
         assert_eq!(locks.lock("G", "c1", &[mq(0)], t1), [mq(0)]);
         let t2 = t0 + Duration::from_secs(61);
         assert_eq!(locks.lock("G", "c2", &[mq(0), mq(1)], t2), [mq(1)]);
-        assert_eq!(locks.holder("G", "T", 0, t2), Some("c1"));
         // Only the holder can release.
         locks.unlock("G", "c2", &[mq(0)]);
-        assert_eq!(locks.holder("G", "T", 0, t2), Some("c1"));
+        assert!(locks.lock("G", "c3", &[mq(0)], t2).is_empty());
         locks.unlock("G", "c1", &[mq(0)]);
         assert_eq!(locks.lock("G", "c2", &[mq(0)], t2), [mq(0)]);
-        assert_eq!(locks.holder("G", "T", 0, t2 + LOCK_MAX_LIVE * 2), None);
     }
 }

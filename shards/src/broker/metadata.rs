@@ -3,6 +3,8 @@
 //! `topics.json` and `subscriptionGroup.json` in the shard directory.
 
 use std::collections::{BTreeMap, BTreeSet};
+
+use crate::store::atomic_file::read_json;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -161,38 +163,13 @@ pub struct Metadata {
 
 impl Metadata {
     /// Loads the shard's tables, creating TBW102 (when auto-create is on) as RocketMQ does.
-    #[allow(
-        clippy::disallowed_methods,
-        reason = "start-up, before the shard serves"
-    )]
     pub fn load(
         dir: &Path,
         auto_create_topic: bool,
         default_queue_nums: i32,
     ) -> std::io::Result<Metadata> {
-        let read = |name: &str| -> std::io::Result<Option<Vec<u8>>> {
-            match std::fs::read(dir.join(name)) {
-                Ok(b) => Ok(Some(b)),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                Err(e) => Err(e),
-            }
-        };
-        let invalid = |name: &str, e: serde_json::Error| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("{}: {e}", dir.join(name).display()),
-            )
-        };
-        let mut topics: TopicTable = match read("topics.json")? {
-            Some(b) => serde_json::from_slice(&b).map_err(|e| invalid("topics.json", e))?,
-            None => TopicTable::default(),
-        };
-        let groups: GroupTable = match read("subscriptionGroup.json")? {
-            Some(b) => {
-                serde_json::from_slice(&b).map_err(|e| invalid("subscriptionGroup.json", e))?
-            }
-            None => GroupTable::default(),
-        };
+        let mut topics: TopicTable = read_json(&dir.join("topics.json"))?;
+        let groups: GroupTable = read_json(&dir.join("subscriptionGroup.json"))?;
         if auto_create_topic {
             topics
                 .topic_config_table

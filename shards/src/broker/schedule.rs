@@ -6,14 +6,14 @@
 //! (`{"offsetTable":{"1":12,…}}`, levels from 1) with the other periodic files; after a crash a
 //! message delivered since the last write is delivered again (at least once, as RocketMQ).
 
-use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::rc::Rc;
 use std::time::Duration;
 
 use crate::broker::Shard;
 use crate::record::{self, decode_properties, encode_properties, property, MessageToStore};
+use crate::store::atomic_file::JsonState;
 
 pub const SCHEDULE_TOPIC: &str = "SCHEDULE_TOPIC_XXXX";
 /// The largest body a delayed message may have.
@@ -49,60 +49,18 @@ pub fn parse_levels(text: &str) -> Result<Vec<Duration>, String> {
 }
 
 /// How far delivery got in each level's queue.
-pub struct DelayProgress {
-    path: PathBuf,
-    offsets: RefCell<BTreeMap<i32, u64>>,
-    persisted: RefCell<BTreeMap<i32, u64>>,
-}
+pub type DelayProgress = JsonState<OnDisk>;
 
-#[derive(serde::Serialize, serde::Deserialize)]
-struct OnDisk {
+/// `delayOffset.json`: level → next offset of its queue.
+#[derive(Debug, Default, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct OnDisk {
     #[serde(rename = "offsetTable")]
     offset_table: BTreeMap<i32, u64>,
 }
 
-impl DelayProgress {
-    #[allow(
-        clippy::disallowed_methods,
-        reason = "start-up, before the shard serves"
-    )]
-    pub fn load(dir: &Path) -> std::io::Result<DelayProgress> {
-        let path = dir.join("delayOffset.json");
-        let offsets = match std::fs::read(&path) {
-            Ok(bytes) => {
-                serde_json::from_slice::<OnDisk>(&bytes)
-                    .map_err(|e| {
-                        std::io::Error::new(
-                            std::io::ErrorKind::InvalidData,
-                            format!("{}: {e}", path.display()),
-                        )
-                    })?
-                    .offset_table
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
-            Err(e) => return Err(e),
-        };
-        Ok(DelayProgress {
-            path,
-            persisted: RefCell::new(offsets.clone()),
-            offsets: RefCell::new(offsets),
-        })
-    }
-
-    /// Writes the progress if it moved since the last write.
-    pub async fn persist(&self) -> std::io::Result<()> {
-        let offsets = self.offsets.borrow().clone();
-        if *self.persisted.borrow() == offsets {
-            return Ok(());
-        }
-        let bytes = serde_json::to_vec(&OnDisk {
-            offset_table: offsets.clone(),
-        })
-        .expect("offsets serialize");
-        crate::store::atomic_file::write_off_shard(self.path.clone(), bytes).await?;
-        *self.persisted.borrow_mut() = offsets;
-        Ok(())
-    }
+/// Loads `delayOffset.json` of the shard at `dir`.
+pub fn load_progress(dir: &Path) -> std::io::Result<DelayProgress> {
+    JsonState::load(dir.join("delayOffset.json"))
 }
 
 /// Delivers due messages every tick until the executor ends.
@@ -118,7 +76,8 @@ pub fn deliver_due(shard: &Shard, now_ms: i64) {
     for (index, delay) in shard.config.delay_levels.iter().enumerate() {
         let level = index as i32 + 1;
         loop {
-            let mut offsets = shard.delay.offsets.borrow_mut();
+            let mut progress = shard.delay.borrow_mut();
+            let offsets = &mut progress.offset_table;
             let min = shard.store.min_offset(SCHEDULE_TOPIC, index as i32);
             let next = offsets.entry(level).or_insert(min);
             *next = (*next).max(min);
@@ -133,7 +92,7 @@ pub fn deliver_due(shard: &Shard, now_ms: i64) {
                 break;
             }
             *next += 1;
-            drop(offsets);
+            drop(progress);
             let mut bytes = Vec::with_capacity(entry.size as usize);
             if !shard
                 .store

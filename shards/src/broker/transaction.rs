@@ -18,9 +18,8 @@
 //! (say, during a redeploy) nothing is discarded, where RocketMQ would give up after
 //! `transactionCheckMax` intervals and drop committed work.
 
-use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -30,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use crate::broker::Shard;
 use crate::record::{self, decode_properties, encode_properties, property, MessageToStore};
 use crate::remoting::{request, RemotingCommand};
+use crate::store::atomic_file::JsonState;
 
 pub const HALF_TOPIC: &str = "RMQ_SYS_TRANS_HALF_TOPIC";
 pub const OP_TOPIC: &str = "RMQ_SYS_TRANS_OP_HALF_TOPIC";
@@ -67,9 +67,7 @@ struct State {
 }
 
 pub struct Transactions {
-    path: PathBuf,
-    state: RefCell<State>,
-    persisted: RefCell<State>,
+    state: JsonState<State>,
 }
 
 /// How END_TRANSACTION asked to end a half message.
@@ -80,50 +78,21 @@ pub enum Outcome {
 }
 
 impl Transactions {
-    #[allow(
-        clippy::disallowed_methods,
-        reason = "start-up, before the shard serves"
-    )]
+    /// Loads `transaction.json` of the shard at `dir`.
     pub fn load(dir: &Path) -> std::io::Result<Transactions> {
-        let path = dir.join("transaction.json");
-        let state = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice::<State>(&bytes).map_err(|e| {
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!("{}: {e}", path.display()),
-                )
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => State::default(),
-            Err(e) => return Err(e),
-        };
         Ok(Transactions {
-            path,
-            persisted: RefCell::new(state.clone()),
-            state: RefCell::new(state),
+            state: JsonState::load(dir.join("transaction.json"))?,
         })
     }
 
     pub async fn persist(&self) -> std::io::Result<()> {
-        let state = self.state.borrow().clone();
-        if *self.persisted.borrow() == state {
-            return Ok(());
-        }
-        let bytes = serde_json::to_vec(&state).expect("transaction state serializes");
-        crate::store::atomic_file::write_off_shard(self.path.clone(), bytes).await?;
-        *self.persisted.borrow_mut() = state;
-        Ok(())
+        self.state.persist().await
     }
 
     /// True if the half message at `offset` is still waiting for its outcome.
     pub fn is_pending(&self, shard: &Shard, offset: u64) -> bool {
         catch_up(shard);
         self.state.borrow().pending.contains_key(&offset)
-    }
-
-    /// Half messages waiting for their outcome.
-    pub fn pending_count(&self, shard: &Shard) -> usize {
-        catch_up(shard);
-        self.state.borrow().pending.len()
     }
 }
 

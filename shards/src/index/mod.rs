@@ -60,7 +60,6 @@ pub fn key_hash(topic: &str, key: &str) -> i32 {
 }
 
 struct IndexFile {
-    path: PathBuf,
     map: MmapMut,
     slots: u32,
     entries: u32,
@@ -75,17 +74,16 @@ impl IndexFile {
         clippy::disallowed_methods,
         reason = "index files are opened before the shard serves and when one fills; the file is sparse"
     )]
-    fn create(path: PathBuf, slots: u32, entries: u32) -> std::io::Result<IndexFile> {
+    fn create(path: &Path, slots: u32, entries: u32) -> std::io::Result<IndexFile> {
         let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
             .create_new(true)
-            .open(&path)?;
+            .open(path)?;
         file.set_len(Self::bytes_for(slots, entries))?;
         // SAFETY: the file is this shard's own; nothing else maps or truncates it.
         let map = unsafe { MmapMut::map_mut(&file)? };
         let mut f = IndexFile {
-            path,
             map,
             slots,
             entries,
@@ -99,12 +97,12 @@ impl IndexFile {
         clippy::disallowed_methods,
         reason = "start-up, before the shard serves"
     )]
-    fn open(path: PathBuf) -> Result<IndexFile, String> {
+    fn open(path: &Path) -> Result<IndexFile, String> {
         let bad = |why: String| format!("index file {}: {why}", path.display());
         let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
-            .open(&path)
+            .open(path)
             .map_err(|e| bad(e.to_string()))?;
         let len = file.metadata().map_err(|e| bad(e.to_string()))?.len();
         if len < HEADER_BYTES as u64 {
@@ -113,7 +111,6 @@ impl IndexFile {
         // SAFETY: as in `create`.
         let map = unsafe { MmapMut::map_mut(&file) }.map_err(|e| bad(e.to_string()))?;
         let mut f = IndexFile {
-            path: path.clone(),
             map,
             slots: 0,
             entries: 0,
@@ -244,7 +241,7 @@ impl KeyIndex {
                 .collect();
             names.sort();
             for path in names {
-                files.push(IndexFile::open(path)?);
+                files.push(IndexFile::open(&path)?);
             }
         }
         Ok(KeyIndex {
@@ -285,7 +282,7 @@ impl KeyIndex {
         if self.files.last().is_none_or(IndexFile::is_full) {
             // Named by first offset, then sequence: a tiny file can fill within one message.
             let path = self.dir.join(format!("{phy:020}_{:06}", self.files.len()));
-            match IndexFile::create(path.clone(), self.config.slots, self.config.entries) {
+            match IndexFile::create(&path, self.config.slots, self.config.entries) {
                 Ok(f) => self.files.push(f),
                 Err(e) => {
                     log::error!("index file {}: {e}; message not indexed", path.display());
@@ -335,8 +332,15 @@ impl KeyIndex {
             .collect()
     }
 
-    pub fn file_names(&self) -> Vec<PathBuf> {
-        self.files.iter().map(|f| f.path.clone()).collect()
+    #[cfg(test)]
+    #[allow(clippy::disallowed_methods, reason = "tests read the directory")]
+    fn file_names(&self) -> Vec<PathBuf> {
+        let mut names: Vec<PathBuf> = std::fs::read_dir(&self.dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        names.sort();
+        names
     }
 }
 

@@ -85,7 +85,7 @@ async fn serve(start: ShardStart) -> Result<(), String> {
         start.config.default_topic_queue_nums,
     )
     .map_err(|e| e.to_string())?;
-    let delay = crate::broker::schedule::DelayProgress::load(&start.config.store_dir)
+    let delay = crate::broker::schedule::load_progress(&start.config.store_dir)
         .map_err(|e| e.to_string())?;
     let transactions = crate::broker::transaction::Transactions::load(&start.config.store_dir)
         .map_err(|e| e.to_string())?;

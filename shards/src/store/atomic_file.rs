@@ -30,3 +30,64 @@ pub async fn write_off_shard(path: PathBuf, bytes: Vec<u8>) -> std::io::Result<(
         .spawn_blocking(move || write(&path, &bytes))
         .await
 }
+
+/// Reads the JSON file at `path`; a missing file is `T::default()`, a damaged one an error
+/// naming it. Blocking: for start-up.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "start-up, before the shard serves"
+)]
+pub fn read_json<T: serde::de::DeserializeOwned + Default>(path: &Path) -> std::io::Result<T> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{}: {e}", path.display()),
+            )
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(T::default()),
+        Err(e) => Err(e),
+    }
+}
+
+/// A shard's small state kept in one JSON file: loaded at start-up, changed in memory, and
+/// written whole (atomically, off the shard) by `persist` when it changed since the last write.
+pub struct JsonState<T> {
+    path: PathBuf,
+    current: std::cell::RefCell<T>,
+    persisted: std::cell::RefCell<T>,
+}
+
+impl<T> JsonState<T>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned + Default + Clone + PartialEq,
+{
+    pub fn load(path: PathBuf) -> std::io::Result<JsonState<T>> {
+        let current: T = read_json(&path)?;
+        Ok(JsonState {
+            path,
+            persisted: std::cell::RefCell::new(current.clone()),
+            current: std::cell::RefCell::new(current),
+        })
+    }
+
+    pub fn borrow(&self) -> std::cell::Ref<'_, T> {
+        self.current.borrow()
+    }
+
+    pub fn borrow_mut(&self) -> std::cell::RefMut<'_, T> {
+        self.current.borrow_mut()
+    }
+
+    /// Writes the state if it changed since the last write.
+    pub async fn persist(&self) -> std::io::Result<()> {
+        let state = self.current.borrow().clone();
+        if *self.persisted.borrow() == state {
+            return Ok(());
+        }
+        let bytes = serde_json::to_vec(&state).expect("state serializes");
+        write_off_shard(self.path.clone(), bytes).await?;
+        *self.persisted.borrow_mut() = state;
+        Ok(())
+    }
+}

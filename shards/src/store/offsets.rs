@@ -32,31 +32,15 @@ fn key(topic: &str, group: &str) -> String {
     format!("{topic}@{group}")
 }
 
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 struct OnDisk {
     #[serde(rename = "offsetTable")]
     offset_table: BTreeMap<String, BTreeMap<i32, i64>>,
 }
 
 impl ConsumerOffsets {
-    #[allow(
-        clippy::disallowed_methods,
-        reason = "start-up, before the shard serves"
-    )]
     pub fn load(path: &Path) -> std::io::Result<ConsumerOffsets> {
-        let bytes = match std::fs::read(path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(ConsumerOffsets::default())
-            }
-            Err(e) => return Err(e),
-        };
-        let disk: OnDisk = serde_json::from_slice(&bytes).map_err(|e| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("{}: {e}", path.display()),
-            )
-        })?;
+        let disk: OnDisk = crate::store::atomic_file::read_json(path)?;
         Ok(ConsumerOffsets {
             table: disk.offset_table.into_iter().collect(),
             pulled: HashMap::new(),

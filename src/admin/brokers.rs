@@ -1,0 +1,76 @@
+//! Which brokers an admin command talks to: every master the name server knows, the masters of
+//! one cluster, or mqadmin's `-b brokerAddr | -c clusterName` choice.
+
+use anyhow::bail;
+
+use crate::client::Client;
+
+/// A master broker: its name and address.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Master {
+    pub name: String,
+    pub addr: String,
+}
+
+/// Every master the name server knows (of `cluster` only, if given), sorted by name.
+fn masters(client: &mut Client, cluster: Option<&str>) -> anyhow::Result<Vec<Master>> {
+    let info = client.cluster_info()?;
+    let in_cluster = |name: &str| {
+        cluster.is_none_or(|c| {
+            info["clusterAddrTable"][c]
+                .as_array()
+                .is_some_and(|names| names.iter().any(|n| n.as_str() == Some(name)))
+        })
+    };
+    let mut out: Vec<Master> = info["brokerAddrTable"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(name, _)| in_cluster(name))
+        .filter_map(|(name, b)| {
+            Some(Master {
+                name: name.clone(),
+                addr: b["brokerAddrs"]["0"].as_str()?.to_string(),
+            })
+        })
+        .collect();
+    out.sort();
+    if out.is_empty() {
+        match cluster {
+            Some(c) => bail!("cluster {c} has no master brokers"),
+            None => bail!("the name server knows no master broker"),
+        }
+    }
+    Ok(out)
+}
+
+/// Every master the name server knows, sorted by name.
+pub fn all_masters(client: &mut Client) -> anyhow::Result<Vec<Master>> {
+    masters(client, None)
+}
+
+/// The brokers mqadmin's `-b brokerAddr | -c clusterName` name for `command`: the one address
+/// (with its name, if a broker is registered there; a front door is not), or every master of
+/// the cluster.
+pub fn targets(
+    client: &mut Client,
+    broker_addr: Option<&str>,
+    cluster: Option<&str>,
+    command: &str,
+) -> anyhow::Result<Vec<(Option<String>, String)>> {
+    match (broker_addr, cluster) {
+        (Some(addr), _) => {
+            let name = all_masters(client)
+                .unwrap_or_default()
+                .into_iter()
+                .find(|m| m.addr == addr)
+                .map(|m| m.name);
+            Ok(vec![(name, addr.to_string())])
+        }
+        (None, Some(cluster)) => Ok(masters(client, Some(cluster))?
+            .into_iter()
+            .map(|m| (Some(m.name), m.addr))
+            .collect()),
+        (None, None) => bail!("{command} needs -b brokerAddr or -c clusterName"),
+    }
+}
