@@ -163,6 +163,26 @@ impl Shard {
         }
     }
 
+    /// The real queue (`REAL_TOPIC`, `REAL_QID`) a parked message — delayed, or half of a
+    /// transaction — belongs to, if it still exists here.
+    pub fn real_queue(&self, props: &crate::record::Properties) -> Result<(String, i32), String> {
+        use crate::record::property;
+        let topic = props.get(property::REAL_TOPIC).ok_or("no REAL_TOPIC")?;
+        let queue_id: i32 = props
+            .get(property::REAL_QID)
+            .and_then(|q| q.parse().ok())
+            .ok_or("no REAL_QID")?;
+        let exists = self
+            .meta
+            .borrow()
+            .topic(topic)
+            .is_some_and(|t| queue_id >= 0 && queue_id < t.queue_count());
+        if !exists {
+            return Err(format!("its queue {topic}/{queue_id} does not exist"));
+        }
+        Ok((topic.to_string(), queue_id))
+    }
+
     /// Creates or replaces a subscription group and persists the table.
     pub fn put_group(&self, config: SubscriptionGroupConfig) {
         self.meta.borrow_mut().put_group(config);

@@ -120,22 +120,7 @@ pub fn deliver_due(shard: &Shard, now_ms: i64) {
 fn redeliver(shard: &Shard, bytes: &[u8], now_ms: i64) -> Result<(), String> {
     let view = record::decode(bytes).map_err(|e| e.to_string())?;
     let mut props = decode_properties(view.properties);
-    let topic = props
-        .get(property::REAL_TOPIC)
-        .ok_or("no REAL_TOPIC")?
-        .to_string();
-    let queue_id: i32 = props
-        .get(property::REAL_QID)
-        .and_then(|q| q.parse().ok())
-        .ok_or("no REAL_QID")?;
-    let exists = shard
-        .meta
-        .borrow()
-        .topic(&topic)
-        .is_some_and(|t| queue_id >= 0 && queue_id < t.queue_count());
-    if !exists {
-        return Err(format!("{topic}/{queue_id} no longer exists"));
-    }
+    let (topic, queue_id) = shard.real_queue(&props)?;
     props.remove(property::DELAY);
     let properties = encode_properties(&props);
     shard.store.append(&MessageToStore::again(

@@ -218,21 +218,9 @@ pub fn end(
         return Ok(None);
     }
     if outcome == Outcome::Commit {
-        let topic = props.get(property::REAL_TOPIC).unwrap_or("").to_string();
-        let queue_id: i32 = props
-            .get(property::REAL_QID)
-            .and_then(|q| q.parse().ok())
-            .unwrap_or(-1);
-        let exists = shard
-            .meta
-            .borrow()
-            .topic(&topic)
-            .is_some_and(|t| queue_id >= 0 && queue_id < t.queue_count());
-        if !exists {
-            return Err(format!(
-                "the half message's queue {topic}/{queue_id} does not exist"
-            ));
-        }
+        let (topic, queue_id) = shard
+            .real_queue(&props)
+            .map_err(|e| format!("cannot commit the half message: {e}"))?;
         let mut props = props.clone();
         props.remove(property::REAL_TOPIC);
         props.remove(property::REAL_QID);
