@@ -14,14 +14,6 @@ use petrel::client::Client;
 use petrel_shards::broker::metadata::TopicConfig;
 use serde_json::Value;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn idx(line: &Value) -> u64 {
     line["idx"].as_str().unwrap().parse().unwrap()
 }
@@ -60,15 +52,18 @@ fn java_orderly_consumers_keep_each_keys_order_across_retries_and_a_broker_resta
     let ns_dir = tempfile::tempdir().unwrap();
     let namesrv = Petrel::start("namesrv", ns_dir.path(), &[]);
     let ns = namesrv.namesrv();
-    // Fixed ports, so the running consumers find the broker again after its restart.
+    // The broker comes back on the ports the OS gave it first, so the running consumers find
+    // it again after its restart.
     let store = tempfile::tempdir().unwrap();
-    let props = [
-        format!("listenPort={}", free_port()),
-        format!("shardListenPortBase={}", free_port()),
-        format!("namesrvAddr={ns}"),
+    let ns_prop = format!("namesrvAddr={ns}");
+    let broker = Petrel::start("broker", store.path(), &[&ns_prop]);
+    let port = |addr: &str| addr.rsplit_once(':').unwrap().1.to_string();
+    let same_ports = [
+        ns_prop.clone(),
+        format!("listenPort={}", port(&broker.front_door())),
+        format!("shardListenPortBase={}", port(&broker.brokers()[0].1)),
     ];
-    let props: Vec<&str> = props.iter().map(String::as_str).collect();
-    let broker = Petrel::start("broker", store.path(), &props);
+    let same_ports: Vec<&str> = same_ports.iter().map(String::as_str).collect();
     let mut client = Client::new(&ns);
     client
         .create_topic(&broker.front_door(), &TopicConfig::new("JavaOrder", 4, 6))
@@ -91,8 +86,14 @@ fn java_orderly_consumers_keep_each_keys_order_across_retries_and_a_broker_resta
     };
     let (c1, c2) = (consumer("c1"), consumer("c2"));
     produce_from(&ns, "JavaOrder", 1000, "order12", 0);
+    let before = broker.brokers();
     assert!(broker.terminate().success());
-    let _broker = Petrel::start("broker", store.path(), &props);
+    let broker = Petrel::start("broker", store.path(), &same_ports);
+    assert_eq!(
+        broker.brokers(),
+        before,
+        "the broker is back where the consumers knew it"
+    );
     produce_from(&ns, "JavaOrder", 1000, "order12", 1000);
     let mut lines = collect(&[&c1, &c2], 2000, Duration::from_secs(240));
     lines.sort_by_key(|l| l["at"].as_i64().unwrap());
