@@ -59,6 +59,8 @@ pub struct Config {
     pub transactions: TransactionConfig,
     /// `messageIndexEnable`, `maxHashSlotNum`, `maxIndexNum`.
     pub index: IndexConfig,
+    /// `rebalanceLockMaxLiveTime`: a queue lock's life after its last refresh.
+    pub rebalance_lock_max_live_time: Duration,
     /// Name server: routes carry `orderTopicConf` from the KV store.
     pub order_message_enable: bool,
     /// Name server: the KV store's file; `<storePathRootDir>/namesrv/kvConfig.json` if unset.
@@ -104,6 +106,7 @@ impl Default for Config {
             transactions: TransactionConfig::default(),
             index: IndexConfig::default(),
             kv_config_path: None,
+            rebalance_lock_max_live_time: petrel_shards::broker::locks::LOCK_MAX_LIVE,
         }
     }
 }
@@ -203,6 +206,7 @@ impl Config {
             "messageIndexEnable" => self.index.enabled = parse(key, v)?,
             "maxHashSlotNum" => self.index.slots = bounded(key, v, 1u32, 50_000_000)?,
             "maxIndexNum" => self.index.entries = bounded(key, v, 1u32, 100_000_000)?,
+            "rebalanceLockMaxLiveTime" => self.rebalance_lock_max_live_time = millis(key, v)?,
             "orderMessageEnable" => self.order_message_enable = parse(key, v)?,
             "kvConfigPath" => self.kv_config_path = Some(PathBuf::from(v)),
             "traceTopicEnable" => self.trace_topic_enable = parse(key, v)?,

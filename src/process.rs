@@ -175,6 +175,7 @@ pub fn run(role: Role, config: Config) -> anyhow::Result<()> {
                 delay_levels: config.message_delay_level.clone(),
                 transactions: config.transactions,
                 index: config.index,
+                lock_max_live: config.rebalance_lock_max_live_time,
             };
             let (stop, shutdown) = shutdown_pair()?;
             let cpu = if config.shard_pinning {

@@ -14,6 +14,10 @@ use petrel::client::Client;
 use petrel_shards::broker::metadata::TopicConfig;
 use serde_json::Value;
 
+/// The broker logs every lock grant, refresh, refusal, expiry and release, so that a failure
+/// here shows who held each queue when (each line below carries the client's `wallMs`).
+const LOCK_LOG: &str = "warn,petrel_shards::broker::locks=debug";
+
 fn idx(line: &Value) -> u64 {
     line["idx"].as_str().unwrap().parse().unwrap()
 }
@@ -56,7 +60,7 @@ fn java_orderly_consumers_keep_each_keys_order_across_retries_and_a_broker_resta
     // it again after its restart.
     let store = tempfile::tempdir().unwrap();
     let ns_prop = format!("namesrvAddr={ns}");
-    let broker = Petrel::start("broker", store.path(), &[&ns_prop]);
+    let broker = Petrel::start_logged("broker", store.path(), &[&ns_prop], LOCK_LOG);
     let port = |addr: &str| addr.rsplit_once(':').unwrap().1.to_string();
     let same_ports = [
         ns_prop.clone(),
@@ -88,7 +92,7 @@ fn java_orderly_consumers_keep_each_keys_order_across_retries_and_a_broker_resta
     produce_from(&ns, "JavaOrder", 1000, "order12", 0);
     let before = broker.brokers();
     assert!(broker.terminate().success());
-    let broker = Petrel::start("broker", store.path(), &same_ports);
+    let broker = Petrel::start_logged("broker", store.path(), &same_ports, LOCK_LOG);
     assert_eq!(
         broker.brokers(),
         before,
@@ -120,9 +124,11 @@ fn java_orderly_consumers_keep_each_keys_order_across_retries_and_a_broker_resta
     let suspended: Vec<&Value> = lines.iter().filter(|l| l["result"] == "SUSPEND").collect();
     assert!(suspended.len() >= 12, "{} pauses", suspended.len());
     for s in &suspended {
+        let same_queue = |l: &&Value| l["broker"] == s["broker"] && l["queueId"] == s["queueId"];
         let later = lines
             .iter()
-            .filter(|l| l["queueId"] == s["queueId"] && l["at"].as_i64() > s["at"].as_i64());
+            .filter(same_queue)
+            .filter(|l| l["at"].as_i64() > s["at"].as_i64());
         let mut consumed = false;
         for l in later {
             if l["msgId"] == s["msgId"] && l["result"] == "SUCCESS" {

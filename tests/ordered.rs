@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::{admin_ok, eventually, standalone, Petrel};
@@ -75,6 +75,127 @@ fn a_queue_lock_belongs_to_one_client_until_it_lets_go() {
         "{:?}",
         reply.remark
     );
+}
+
+/// One orderly consumer's connection to the shard, as its client id.
+struct Member {
+    id: &'static str,
+    client: Client,
+}
+
+impl Member {
+    fn new(petrel: &Petrel, id: &'static str) -> Member {
+        Member {
+            id,
+            client: Client::new(&petrel.namesrv()),
+        }
+    }
+
+    fn lock(&mut self, petrel: &Petrel, queues: &[i32]) -> Vec<i64> {
+        let addr = petrel.brokers()[0].1.clone();
+        lock_call(
+            &mut self.client,
+            &addr,
+            request::LOCK_BATCH_MQ,
+            self.id,
+            queues,
+        )
+    }
+
+    fn unlock(&mut self, petrel: &Petrel, queues: &[i32]) {
+        let addr = petrel.brokers()[0].1.clone();
+        lock_call(
+            &mut self.client,
+            &addr,
+            request::UNLOCK_BATCH_MQ,
+            self.id,
+            queues,
+        );
+    }
+
+    /// UNREGISTER_CLIENT, as a consumer shutting down sends it.
+    fn leave(&mut self, petrel: &Petrel) {
+        let addr = petrel.brokers()[0].1.clone();
+        let mut ext = ExtFields::new();
+        ext.insert("clientID", self.id);
+        ext.insert("consumerGroup", "GLock");
+        let cmd = RemotingCommand::request(request::UNREGISTER_CLIENT, ext, Bytes::new());
+        let reply = self.client.call(&addr, cmd).unwrap();
+        assert_eq!(reply.code, response::SUCCESS, "{:?}", reply.remark);
+    }
+}
+
+const NONE: [i64; 0] = [];
+
+/// The hand-over rules, each step decided by the broker alone: a lock changes hands on unlock,
+/// on its holder leaving the group, or on expiry; never on a closed connection, and never
+/// because the broker restarted, cleanly or by a crash.
+#[test]
+fn a_queue_lock_changes_hands_only_by_unlock_leaving_or_expiry_and_survives_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = || Petrel::start("standalone", dir.path(), &[]);
+    let petrel = start();
+    let mut c1 = Member::new(&petrel, "c1");
+    let mut c2 = Member::new(&petrel, "c2");
+    assert_eq!(c1.lock(&petrel, &[0, 1]), [0, 1]);
+    // c1's connection closes: it may still be consuming what it fetched, so it keeps its queues.
+    drop(c1);
+    assert_eq!(c2.lock(&petrel, &[0, 1]), NONE);
+    // A clean restart forgets no lock.
+    assert!(petrel.terminate().success());
+    let petrel = start();
+    let mut c2 = Member::new(&petrel, "c2");
+    assert_eq!(c2.lock(&petrel, &[0, 1]), NONE);
+    let mut c1 = Member::new(&petrel, "c1");
+    assert_eq!(c1.lock(&petrel, &[0, 1]), [0, 1], "the holder refreshes");
+    // Nor does a crash right after a grant was answered.
+    assert_eq!(c2.lock(&petrel, &[2]), [2]);
+    petrel.kill9();
+    let petrel = start();
+    let mut c3 = Member::new(&petrel, "c3");
+    assert_eq!(c3.lock(&petrel, &[0, 1, 2]), NONE);
+    // Unlocking frees a queue at once, and only the holder's unlock counts.
+    let mut c1 = Member::new(&petrel, "c1");
+    let mut c2 = Member::new(&petrel, "c2");
+    c2.unlock(&petrel, &[0]);
+    assert_eq!(c3.lock(&petrel, &[0]), NONE);
+    c1.unlock(&petrel, &[0]);
+    assert_eq!(c3.lock(&petrel, &[0]), [0]);
+    // Leaving the group frees every queue the member held there.
+    c1.leave(&petrel);
+    assert_eq!(c3.lock(&petrel, &[1]), [1]);
+    c2.leave(&petrel);
+    assert_eq!(c3.lock(&petrel, &[2]), [2]);
+    // An unlock is remembered across a restart too.
+    c3.unlock(&petrel, &[0, 1]);
+    assert!(petrel.terminate().success());
+    let petrel = start();
+    let mut c4 = Member::new(&petrel, "c4");
+    assert_eq!(c4.lock(&petrel, &[0, 1, 2]), [0, 1]);
+}
+
+/// A lock nobody refreshes goes to the next client once `rebalanceLockMaxLiveTime` has passed
+/// since its last refresh, and never before.
+#[test]
+fn an_unrefreshed_lock_expires_after_its_live_time_and_not_before() {
+    let live = Duration::from_millis(1500);
+    let (_dir, petrel) = standalone(&[&format!("rebalanceLockMaxLiveTime={}", live.as_millis())]);
+    let mut c1 = Member::new(&petrel, "c1");
+    let mut c2 = Member::new(&petrel, "c2");
+    let locked_at = Instant::now();
+    assert_eq!(c1.lock(&petrel, &[0]), [0]);
+    // The broker decided before its answer arrived: time the answer.
+    let taken = eventually(Duration::from_secs(30), || {
+        let got = c2.lock(&petrel, &[0]);
+        (got == [0]).then(Instant::now)
+    });
+    assert!(
+        taken.duration_since(locked_at) >= live,
+        "c2 took the lock {:?} after c1's grant",
+        taken.duration_since(locked_at)
+    );
+    // Now c2 holds it, and c1 is refused until c2's lock expires in turn.
+    assert_eq!(c1.lock(&petrel, &[0]), NONE);
 }
 
 fn order_conf(namesrv: &str, topic: &str) -> Option<String> {

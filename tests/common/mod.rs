@@ -98,8 +98,15 @@ pub fn run_to_exit(args: &[String]) -> (ExitStatus, String) {
 }
 
 impl Petrel {
-    /// Starts `petrel <role>` on `store` with the test properties plus `extra` (later wins).
+    /// Starts `petrel <role>` on `store` with the test properties plus `extra` (later wins),
+    /// logging warnings (or `PETREL_TEST_LOG`, an env_logger filter).
     pub fn start(role: &str, store: &Path, extra: &[&str]) -> Petrel {
+        let filter = std::env::var("PETREL_TEST_LOG").unwrap_or_else(|_| "warn".into());
+        Petrel::start_logged(role, store, extra, &filter)
+    }
+
+    /// `start` with the env_logger filter `log`.
+    pub fn start_logged(role: &str, store: &Path, extra: &[&str], log: &str) -> Petrel {
         let mut args = vec![role.to_string()];
         for p in test_properties(store)
             .into_iter()
@@ -110,7 +117,7 @@ impl Petrel {
         }
         let mut child = Command::new(petrel_bin())
             .args(&args)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", log)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -5,8 +5,8 @@
 //! Built on its executor thread and never moved. Background tasks: the store writer, the
 //! ASYNC_FLUSH flusher, name-server registration every 30 s (and at once on topic changes),
 //! client expiry, long-poll expiry, delayed delivery every 100 ms, transaction check-back
-//! every `transactionCheckInterval`, and persistence of offsets, delay progress and
-//! transaction state every 5 s.
+//! every `transactionCheckInterval`, persistence of offsets, delay progress and
+//! transaction state every 5 s, and of queue locks whenever one changes hands.
 
 pub mod clients;
 pub mod holds;
@@ -64,6 +64,8 @@ pub struct ShardConfig {
     pub transactions: transaction::TransactionConfig,
     /// `messageIndexEnable`, `maxHashSlotNum`, `maxIndexNum`.
     pub index: crate::index::IndexConfig,
+    /// `rebalanceLockMaxLiveTime`: how long a queue lock lives after its last refresh.
+    pub lock_max_live: Duration,
 }
 
 /// The broker name shard `i` of a process named `process` has in routes.
@@ -77,7 +79,7 @@ pub struct Shard {
     pub meta: RefCell<Metadata>,
     pub clients: RefCell<Clients>,
     pub holds: RefCell<Holds>,
-    pub locks: RefCell<locks::QueueLocks>,
+    pub locks: locks::DurableLocks,
     /// Producer groups that sent to each topic, so a topic with a live producer is not
     /// deleted (F36).
     publishers: RefCell<std::collections::HashMap<String, Vec<String>>>,
@@ -104,6 +106,7 @@ impl Shard {
         mesh: Option<Rc<Mesh>>,
         delay: schedule::DelayProgress,
         transactions: transaction::Transactions,
+        locks: locks::DurableLocks,
     ) -> Rc<Shard> {
         Rc::new(Shard {
             config,
@@ -113,7 +116,7 @@ impl Shard {
             meta: RefCell::new(meta),
             clients: RefCell::new(Clients::default()),
             holds: RefCell::new(Holds::default()),
-            locks: RefCell::new(locks::QueueLocks::default()),
+            locks,
             publishers: RefCell::new(Default::default()),
             mesh,
             rpc: RpcClient::default(),
@@ -317,6 +320,11 @@ impl Shard {
         glommio::spawn_local(transaction::run(self.clone())).detach();
         let shard = self.clone();
         glommio::spawn_local(async move {
+            shard.locks.run_persister(shard.config.shard_id).await;
+        })
+        .detach();
+        let shard = self.clone();
+        glommio::spawn_local(async move {
             loop {
                 shard.metadata_changed.wait().await;
                 shard.persist_metadata().await;
@@ -354,6 +362,12 @@ impl Shard {
         if let Err(e) = self.transactions.persist().await {
             log::error!(
                 "shard {}: persisting transaction state failed: {e}",
+                self.config.shard_id
+            );
+        }
+        if let Err(e) = self.locks.persist().await {
+            log::error!(
+                "shard {}: persisting queue locks failed: {e}",
                 self.config.shard_id
             );
         }

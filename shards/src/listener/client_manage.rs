@@ -56,11 +56,16 @@ pub fn unregister_client(shard: &Shard, cmd: &RemotingCommand) -> RemotingComman
                 .with_remark(e.to_string())
         }
     };
+    let consumer_group = f.opt_str("consumerGroup");
     let changed = shard.clients.borrow_mut().unregister(
         client_id,
         f.opt_str("producerGroup"),
-        f.opt_str("consumerGroup"),
+        consumer_group,
     );
+    // A member that left its group no longer consumes: its queues are free at once.
+    if let Some(group) = consumer_group {
+        shard.locks.unlock_all(group, client_id);
+    }
     for group in changed {
         shard.notify_consumer_ids_changed(&group);
     }

@@ -51,7 +51,7 @@ pub fn dispatch(shard: &Shard, conn: &Rc<Connection>, cmd: RemotingCommand) {
         request::INVOKE_BROKER_TO_RESET_OFFSET => consumer_offsets::reset(shard, &cmd),
         request::GET_CONSUME_STATS => consume_stats::consume_stats(shard, &cmd),
         request::CONSUMER_SEND_MSG_BACK => send_back::send_back(shard, &cmd),
-        request::LOCK_BATCH_MQ => rebalance_lock::lock_batch(shard, &cmd),
+        request::LOCK_BATCH_MQ => return rebalance_lock::lock_batch(shard, conn, &cmd),
         request::UNLOCK_BATCH_MQ => rebalance_lock::unlock_batch(shard, &cmd),
         request::UPDATE_AND_CREATE_TOPIC => topic_admin::update_and_create_topic(shard, &cmd),
         request::GET_ALL_TOPIC_CONFIG => topic_admin::all_topic_config(shard, &cmd),

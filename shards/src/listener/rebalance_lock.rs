@@ -1,13 +1,14 @@
 //! LOCK_BATCH_MQ (41) and UNLOCK_BATCH_MQ (42), spec §4.10: the queue locks orderly consumers
 //! hold while they consume.
 
-use std::time::Instant;
+use std::rc::Rc;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::broker::locks::MessageQueue;
 use crate::broker::Shard;
+use crate::net::Connection;
 use crate::remoting::{response, RemotingCommand};
 
 #[derive(Deserialize)]
@@ -32,22 +33,27 @@ fn parse(cmd: &RemotingCommand) -> Result<LockBatchRequest, RemotingCommand> {
     })
 }
 
-pub fn lock_batch(shard: &Shard, cmd: &RemotingCommand) -> RemotingCommand {
+/// Answered through the connection: a reply that reports a newly granted queue leaves only
+/// once the grant is on disk (see `broker::locks`).
+pub fn lock_batch(shard: &Shard, conn: &Rc<Connection>, cmd: &RemotingCommand) {
     let req = match parse(cmd) {
         Ok(r) => r,
-        Err(reply) => return reply,
+        Err(reply) => return conn.send(&reply),
     };
-    let held = shard.locks.borrow_mut().lock(
+    let opaque = cmd.opaque;
+    shard.locks.lock(
         &req.consumer_group,
         &req.client_id,
         &req.mq_set,
-        Instant::now(),
+        Some(conn).filter(|_| !cmd.is_oneway()),
+        |held| {
+            let body = serde_json::to_vec(&LockBatchResponse {
+                lock_ok_mq_set: held,
+            })
+            .expect("lock response serializes");
+            RemotingCommand::response(response::SUCCESS, opaque).with_body(Bytes::from(body))
+        },
     );
-    let body = serde_json::to_vec(&LockBatchResponse {
-        lock_ok_mq_set: held,
-    })
-    .expect("lock response serializes");
-    RemotingCommand::response(response::SUCCESS, cmd.opaque).with_body(Bytes::from(body))
 }
 
 pub fn unlock_batch(shard: &Shard, cmd: &RemotingCommand) -> RemotingCommand {
@@ -57,7 +63,6 @@ pub fn unlock_batch(shard: &Shard, cmd: &RemotingCommand) -> RemotingCommand {
     };
     shard
         .locks
-        .borrow_mut()
         .unlock(&req.consumer_group, &req.client_id, &req.mq_set);
     RemotingCommand::response(response::SUCCESS, cmd.opaque)
 }

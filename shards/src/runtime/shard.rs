@@ -89,6 +89,11 @@ async fn serve(start: ShardStart) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let transactions = crate::broker::transaction::Transactions::load(&start.config.store_dir)
         .map_err(|e| e.to_string())?;
+    let locks = crate::broker::locks::DurableLocks::load(
+        &start.config.store_dir,
+        start.config.lock_max_live,
+    )
+    .map_err(|e| e.to_string())?;
     let shard = Shard::new(
         start.config,
         store,
@@ -96,6 +101,7 @@ async fn serve(start: ShardStart) -> Result<(), String> {
         mesh.as_ref().map(|(m, _)| m.clone()),
         delay,
         transactions,
+        locks,
     );
     shard.reconcile_topics_with_log();
     shard.spawn_background();

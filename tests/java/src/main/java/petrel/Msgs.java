@@ -18,6 +18,7 @@ final class Msgs {
                 "idx", m.getUserProperty("idx"),
                 "okey", m.getUserProperty("okey"),
                 "at", System.nanoTime(),
+                "wallMs", System.currentTimeMillis(),
                 "color", m.getUserProperty("color"),
                 "broker", m.getBrokerName(),
                 "queueId", m.getQueueId(),
