@@ -8,6 +8,7 @@ use petrel_shards::broker::schedule;
 use petrel_shards::broker::transaction::TransactionConfig;
 use petrel_shards::commitlog::FlushDiskType;
 use petrel_shards::index::IndexConfig;
+use petrel_shards::replication::BrokerRole;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -59,6 +60,12 @@ pub struct Config {
     pub transactions: TransactionConfig,
     /// `messageIndexEnable`, `maxHashSlotNum`, `maxIndexNum`.
     pub index: IndexConfig,
+    /// `brokerRole`: ASYNC_MASTER (default), SYNC_MASTER or SLAVE.
+    pub broker_role: BrokerRole,
+    /// `haListenPort`: where a master's slaves connect; `listenPort + 1` if unset.
+    pub ha_listen_port: Option<u16>,
+    /// `haMasterAddress`: the master's HA `ip:port` a slave follows.
+    pub ha_master_address: Option<String>,
     /// `rebalanceLockMaxLiveTime`: a queue lock's life after its last refresh.
     pub rebalance_lock_max_live_time: Duration,
     /// Name server: routes carry `orderTopicConf` from the KV store.
@@ -107,6 +114,9 @@ impl Default for Config {
             index: IndexConfig::default(),
             kv_config_path: None,
             rebalance_lock_max_live_time: petrel_shards::broker::locks::LOCK_MAX_LIVE,
+            broker_role: BrokerRole::AsyncMaster,
+            ha_listen_port: None,
+            ha_master_address: None,
         }
     }
 }
@@ -156,7 +166,18 @@ impl Config {
         match key {
             "brokerClusterName" => self.broker_cluster_name = name(key, v)?,
             "brokerName" => self.broker_name = name(key, v)?,
-            "brokerId" => self.broker_id = bounded(key, v, 0i64, 0)?,
+            "brokerId" => self.broker_id = bounded(key, v, 0i64, 1024)?,
+            "brokerRole" => {
+                self.broker_role = BrokerRole::parse(v).ok_or_else(|| ConfigError::BadValue {
+                    key: key.into(),
+                    value: v.into(),
+                    reason: "expected ASYNC_MASTER, SYNC_MASTER or SLAVE".into(),
+                })?
+            }
+            "haListenPort" => self.ha_listen_port = Some(parse(key, v)?),
+            "haMasterAddress" => {
+                self.ha_master_address = Some(v.to_string()).filter(|s| !s.is_empty())
+            }
             "namesrvAddr" => self.namesrv_addr = Some(v.to_string()).filter(|s| !s.is_empty()),
             "brokerIP1" => self.broker_ip1 = parse::<std::net::IpAddr>(key, v)?.to_string(),
             "bindAddress" => self.bind_address = parse::<std::net::IpAddr>(key, v)?.to_string(),
@@ -284,6 +305,35 @@ impl Config {
     /// Port of shard `i`: `shardListenPortBase + i`, by default `listenPort + 100 + i`, so it
     /// never meets the front door, the VIP port (`listenPort - 2`) or HA (`listenPort + 1`).
     /// With `listenPort=0` every shard takes any free port.
+    /// `haListenPort`, by default `listenPort + 1` (0 with `listenPort` 0: any free port).
+    pub fn ha_port(&self) -> u16 {
+        match (self.ha_listen_port, self.listen_port) {
+            (Some(port), _) => port,
+            (None, 0) => 0,
+            (None, port) => port.saturating_add(1),
+        }
+    }
+
+    /// Keys that only make sense together: a slave has a brokerId ≥ 1 and a master to
+    /// follow; a master is brokerId 0.
+    pub fn check_roles(&self) -> Result<(), String> {
+        match self.broker_role {
+            BrokerRole::Slave if self.broker_id == 0 => {
+                Err("brokerRole=SLAVE needs brokerId 1 or more (0 is the master)".into())
+            }
+            BrokerRole::Slave if self.ha_master_address.is_none() => {
+                Err("brokerRole=SLAVE needs haMasterAddress, the master's ip:haListenPort".into())
+            }
+            BrokerRole::AsyncMaster | BrokerRole::SyncMaster if self.broker_id != 0 => {
+                Err(format!(
+                    "brokerId {} with a master role: a master is brokerId 0",
+                    self.broker_id
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
     pub fn shard_port(&self, shard: usize) -> u16 {
         match (self.shard_listen_port_base, self.listen_port) {
             (Some(0), _) | (None, 0) => 0,

@@ -15,6 +15,7 @@ use anyhow::{anyhow, bail, Context};
 use petrel_shards::broker::{shard_broker_name, ShardConfig};
 use petrel_shards::mesh::{MeshBuilder, MESH_CHANNEL_CAPACITY};
 use petrel_shards::net::listener::bind;
+use petrel_shards::replication::ReplicationConfig;
 use petrel_shards::runtime::shard::{self, ShardStart};
 use serde::Serialize;
 use signal_hook::consts::{SIGINT, SIGTERM};
@@ -48,6 +49,9 @@ struct Ready {
     brokers: Vec<ReadyBroker>,
     #[serde(skip_serializing_if = "Option::is_none")]
     store_path_root_dir: Option<String>,
+    /// A master's HA port (`haListenPort`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ha_addr: Option<String>,
 }
 
 /// A started executor and the socket that tells it to stop.
@@ -82,6 +86,7 @@ pub fn run(role: Role, config: Config) -> anyhow::Result<()> {
         front_door: None,
         brokers: Vec::new(),
         store_path_root_dir: None,
+        ha_addr: None,
     };
 
     // Bind everything first.
@@ -97,7 +102,9 @@ pub fn run(role: Role, config: Config) -> anyhow::Result<()> {
     };
     let mut broker_sockets = Vec::new();
     let mut store_lock = None;
+    let mut ha_listener = None;
     if role != Role::Namesrv {
+        config.check_roles().map_err(|e| anyhow!(e))?;
         store_lock = Some(claim_store(&config)?);
         let (front_fd, front) = bind(
             "listenPort",
@@ -111,6 +118,14 @@ pub fn run(role: Role, config: Config) -> anyhow::Result<()> {
                 addr(&config.bind_address, config.shard_port(i))?,
             )?;
             broker_sockets.push((i, fd, local, if i == 0 { front_fd.take() } else { None }));
+        }
+        if !config.broker_role.is_slave() {
+            let (fd, local) = bind(
+                "haListenPort",
+                addr(&config.bind_address, config.ha_port())?,
+            )?;
+            ready.ha_addr = Some(format!("{}:{}", config.broker_ip1, local.port()));
+            ha_listener = Some(fd);
         }
         ready.store_path_root_dir = Some(config.store_path_root_dir.display().to_string());
     }
@@ -176,6 +191,12 @@ pub fn run(role: Role, config: Config) -> anyhow::Result<()> {
                 transactions: config.transactions,
                 index: config.index,
                 lock_max_live: config.rebalance_lock_max_live_time,
+                replication: ReplicationConfig {
+                    role: config.broker_role,
+                    broker_id: config.broker_id,
+                    master_ha_addr: config.ha_master_address.clone(),
+                    ha_addr: ready.ha_addr.clone(),
+                },
             };
             let (stop, shutdown) = shutdown_pair()?;
             let cpu = if config.shard_pinning {
@@ -187,6 +208,7 @@ pub fn run(role: Role, config: Config) -> anyhow::Result<()> {
                 config: shard_config,
                 listener,
                 front_door,
+                ha_listener: if i == 0 { ha_listener.take() } else { None },
                 mesh: mesh.clone(),
                 shutdown,
                 cpu,

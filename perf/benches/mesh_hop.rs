@@ -21,7 +21,9 @@ fn round_trips(iters: u64, body: usize) -> Duration {
             while let Some(message) = receiver.recv().await {
                 match message {
                     MeshMessage::Request { id, frame } => mesh.reply(peer, id, frame).await,
-                    MeshMessage::Reply { .. } => unreachable!("shard 1 sends no requests"),
+                    MeshMessage::Reply { .. } | MeshMessage::HandOver { .. } => {
+                        unreachable!("shard 1 sends no requests")
+                    }
                 }
             }
         })

@@ -12,6 +12,7 @@ pub mod net;
 pub mod record;
 pub mod remarks;
 pub mod remoting;
+pub mod replication;
 pub mod runtime;
 pub mod store;
 #[cfg(test)]

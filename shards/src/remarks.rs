@@ -56,3 +56,8 @@ pub const NO_PERMISSION_WRITE: &str = "the topic is not writable";
 pub fn no_message_at_offset(offset: i64) -> String {
     format!("can not find message by the offset, {offset}")
 }
+
+/// A write sent to a slave (RocketMQ answers SERVICE_NOT_AVAILABLE the same way).
+pub fn slave_refuses_writes(broker_name: &str) -> String {
+    format!("service not available now: {broker_name} is a slave (brokerRole=SLAVE); messages are put to its master")
+}

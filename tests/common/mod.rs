@@ -190,6 +190,11 @@ impl Petrel {
             .collect()
     }
 
+    /// A master's HA address (`haListenPort`).
+    pub fn ha_addr(&self) -> String {
+        self.ready["haAddr"].as_str().expect("haAddr").to_string()
+    }
+
     pub fn pid(&self) -> i32 {
         self.child.id() as i32
     }

@@ -66,6 +66,8 @@ pub struct ShardConfig {
     pub index: crate::index::IndexConfig,
     /// `rebalanceLockMaxLiveTime`: how long a queue lock lives after its last refresh.
     pub lock_max_live: Duration,
+    /// `brokerRole`, `brokerId`, `haMasterAddress`, and the HA address registered.
+    pub replication: crate::replication::ReplicationConfig,
 }
 
 /// The broker name shard `i` of a process named `process` has in routes.
@@ -84,6 +86,8 @@ pub struct Shard {
     /// deleted (F36).
     publishers: RefCell<std::collections::HashMap<String, Vec<String>>>,
     pub mesh: Option<Rc<Mesh>>,
+    /// A low-share task queue for work no client waits on (replication streams).
+    pub background: glommio::TaskQueueHandle,
     pub delay: schedule::DelayProgress,
     pub transactions: transaction::Transactions,
     rpc: RpcClient,
@@ -119,6 +123,11 @@ impl Shard {
             locks,
             publishers: RefCell::new(Default::default()),
             mesh,
+            background: glommio::executor().create_task_queue(
+                glommio::Shares::Static(250),
+                glommio::Latency::NotImportant,
+                "background",
+            ),
             rpc: RpcClient::default(),
             register_now: Signal::default(),
             metadata_changed: Signal::default(),
@@ -285,22 +294,36 @@ impl Shard {
     /// of an auto-created topic and the table's write) are recreated, so their messages stay
     /// reachable.
     pub fn reconcile_topics_with_log(&self) {
-        let found: Vec<(String, i32)> = self
-            .store
-            .queues()
-            .topics()
-            .map(|(topic, queues)| (topic.clone(), queues.len() as i32))
-            .collect();
-        for (topic, queues) in found {
+        for (topic, queues) in self.topics_missing_from_table() {
             if self.meta.borrow().topics.deleted_topics.contains(&topic) {
                 continue;
             }
-            let known = self.meta.borrow().topic(&topic).map(|t| t.queue_count());
-            if known.is_none_or(|n| n < queues) {
-                log::warn!("shard {}: topic {topic} has messages in {queues} queues but no config; recreating it", self.config.shard_id);
-                self.put_topic(TopicConfig::new(&topic, queues, metadata::perm::READ_WRITE));
-            }
+            log::warn!("shard {}: topic {topic} has messages in {queues} queues but no config; recreating it", self.config.shard_id);
+            self.put_topic(TopicConfig::new(&topic, queues, metadata::perm::READ_WRITE));
         }
+    }
+
+    /// A slave creates the topics (and queues) its master's log brought, so it serves them.
+    pub fn note_replicated_topics(&self) {
+        for (topic, queues) in self.topics_missing_from_table() {
+            log::info!(
+                "shard {}: replicated topic {topic} with {queues} queues",
+                self.config.shard_id
+            );
+            self.put_topic(TopicConfig::new(&topic, queues, metadata::perm::READ_WRITE));
+        }
+    }
+
+    /// Topics with queues in the store that the table lacks or has fewer of.
+    fn topics_missing_from_table(&self) -> Vec<(String, i32)> {
+        let meta = self.meta.borrow();
+        self.store
+            .queues()
+            .topics()
+            .map(|(topic, queues)| (topic, queues.len() as i32))
+            .filter(|(topic, queues)| meta.topic(topic).is_none_or(|t| t.queue_count() < *queues))
+            .map(|(topic, queues)| (topic.clone(), queues))
+            .collect()
     }
 
     /// Runs the shard's background tasks until the executor ends.
@@ -316,8 +339,18 @@ impl Shard {
         glommio::spawn_local(register::run(self.clone())).detach();
         glommio::spawn_local(holds::run_arrivals(self.clone())).detach();
         glommio::spawn_local(holds::run_expiry(self.clone())).detach();
-        glommio::spawn_local(schedule::run(self.clone())).detach();
-        glommio::spawn_local(transaction::run(self.clone())).detach();
+        if self.config.replication.role.is_slave() {
+            // A slave writes only what its master's log holds.
+            glommio::spawn_local_into(
+                crate::replication::slave::run(self.clone()),
+                self.background,
+            )
+            .expect("the background queue exists")
+            .detach();
+        } else {
+            glommio::spawn_local(schedule::run(self.clone())).detach();
+            glommio::spawn_local(transaction::run(self.clone())).detach();
+        }
         let shard = self.clone();
         glommio::spawn_local(async move {
             shard.locks.run_persister(shard.config.shard_id).await;

@@ -26,8 +26,12 @@ fn header(shard: &Shard) -> ExtFields {
     ext.insert("brokerName", &shard.config.broker_name);
     ext.insert("brokerAddr", &addr);
     ext.insert("clusterName", &shard.config.cluster_name);
-    ext.insert("haServerAddr", &addr);
-    ext.insert("brokerId", "0");
+    let replication = &shard.config.replication;
+    ext.insert(
+        "haServerAddr",
+        replication.ha_addr.as_deref().unwrap_or(&addr),
+    );
+    ext.insert("brokerId", replication.broker_id.to_string());
     ext
 }
 

@@ -208,6 +208,67 @@ impl CommitLog {
         (offset, end)
     }
 
+    /// Appends entries copied from a master's log at the same offset (a slave's replica):
+    /// `bytes` must start at the log end and hold whole, valid entries within one segment,
+    /// which the caller checked. Returns the new end.
+    pub fn append_replica(&self, start: u64, bytes: &[u8]) -> u64 {
+        assert_eq!(
+            start,
+            self.reserved_end.get(),
+            "replica bytes must start at the log end"
+        );
+        let segment_bytes = self.config.segment_bytes;
+        assert!(
+            start % segment_bytes + bytes.len() as u64 <= segment_bytes,
+            "replica bytes cross a segment end"
+        );
+        self.pending.borrow_mut().bytes.extend_from_slice(bytes);
+        let end = start + bytes.len() as u64;
+        self.reserved_end.set(end);
+        self.wake_writer.raise();
+        end
+    }
+
+    /// Closes the segment holding `start` (the log end) with a blank marker, as the master's
+    /// log did there. Returns the new end, the next segment's first offset.
+    pub fn seal_replica(&self, start: u64) -> Result<u64, String> {
+        if start != self.reserved_end.get() {
+            return Err(format!(
+                "seal at {start}, but the log ends at {}",
+                self.reserved_end.get()
+            ));
+        }
+        let segment_bytes = self.config.segment_bytes;
+        let remaining = segment_bytes - start % segment_bytes;
+        if (remaining as usize) < BLANK_BYTES {
+            return Err(format!("seal at {start} leaves no room for a blank marker"));
+        }
+        entry::push_blank(&mut self.pending.borrow_mut().bytes, remaining as usize);
+        self.reserved_end.set(start + remaining);
+        self.wake_writer.raise();
+        Ok(start + remaining)
+    }
+
+    /// The entry at `offset` (below `durable`): `Some(Ok(entry bytes))` for a record,
+    /// `Some(Err(()))` for the blank marker that closes its segment, `None` if there is no
+    /// durable entry there.
+    pub fn entry_at(&self, offset: u64) -> Option<Result<u64, ()>> {
+        let head = self.with_bytes(offset, BLANK_BYTES, |b| {
+            (
+                i32::from_be_bytes(b[0..4].try_into().expect("4 bytes")),
+                i32::from_be_bytes(b[4..8].try_into().expect("4 bytes")),
+            )
+        })?;
+        match head {
+            (_, entry::BLANK_MAGIC) => Some(Err(())),
+            (size, _) if size > 0 => {
+                let len = entry_bytes(size as usize) as u64;
+                (offset + len <= self.durable.get()).then_some(Ok(len))
+            }
+            _ => None,
+        }
+    }
+
     /// Waits for pending bytes, then writes them (and syncs for SYNC_FLUSH). Returns the range
     /// that became durable. Only the shard's writer task calls this.
     pub async fn write_pending(&self) -> Result<(u64, u64), CommitLogError> {

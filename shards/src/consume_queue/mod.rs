@@ -49,6 +49,11 @@ impl ConsumeQueue {
         self.persisted = self.persisted.max(upto.min(self.entries.len() as u64));
     }
 
+    /// The queue offset the next append gets.
+    pub fn next_offset(&self) -> u64 {
+        self.next_offset
+    }
+
     /// Reserves the next queue offset for an append.
     pub fn reserve(&mut self) -> u64 {
         let offset = self.next_offset;

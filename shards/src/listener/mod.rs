@@ -29,6 +29,15 @@ pub fn dispatch(shard: &Shard, conn: &Rc<Connection>, cmd: RemotingCommand) {
     if cmd.is_response() {
         return; // answers to broker-initiated oneway requests: nothing waits for them
     }
+    if shard.config.replication.role.is_slave() && writes_the_log(cmd.code) {
+        if !cmd.is_oneway() {
+            conn.send(
+                &RemotingCommand::response(response::SERVICE_NOT_AVAILABLE, cmd.opaque)
+                    .with_remark(remarks::slave_refuses_writes(&shard.config.broker_name)),
+            );
+        }
+        return;
+    }
     let reply = match cmd.code {
         request::SEND_MESSAGE | request::SEND_MESSAGE_V2 | request::SEND_BATCH_MESSAGE => {
             return send_message::handle(shard, conn, &cmd)
@@ -68,6 +77,18 @@ pub fn dispatch(shard: &Shard, conn: &Rc<Connection>, cmd: RemotingCommand) {
     if !cmd.is_oneway() {
         conn.send(&reply);
     }
+}
+
+/// Requests that append to the log, which a slave takes only from its master.
+fn writes_the_log(code: i32) -> bool {
+    matches!(
+        code,
+        request::SEND_MESSAGE
+            | request::SEND_MESSAGE_V2
+            | request::SEND_BATCH_MESSAGE
+            | request::END_TRANSACTION
+            | request::CONSUMER_SEND_MSG_BACK
+    )
 }
 
 /// Runs `cmd` on shard `target`: here if it is this shard, else over the mesh.

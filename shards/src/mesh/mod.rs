@@ -7,6 +7,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::os::fd::OwnedFd;
 use std::rc::Rc;
 
 use bytes::Bytes;
@@ -19,8 +20,19 @@ use crate::runtime::watermark::Signal;
 pub const MESH_CHANNEL_CAPACITY: usize = 1024;
 
 pub enum MeshMessage {
-    Request { id: u64, frame: Bytes },
-    Reply { id: u64, frame: Bytes },
+    Request {
+        id: u64,
+        frame: Bytes,
+    },
+    Reply {
+        id: u64,
+        frame: Bytes,
+    },
+    /// A replication connection accepted on shard 0 for the shard its hello names.
+    HandOver {
+        fd: OwnedFd,
+        hello: Bytes,
+    },
 }
 
 pub type MeshBuilder = glommio::channels::channel_mesh::MeshBuilder<
@@ -103,6 +115,19 @@ impl Mesh {
             }
             slot.ready.wait().await;
         }
+    }
+
+    /// Gives a slave's replication connection (and its hello) to `shard`.
+    pub async fn hand_over(
+        &self,
+        shard: usize,
+        fd: OwnedFd,
+        hello: Bytes,
+    ) -> Result<(), MeshError> {
+        self.senders
+            .send_to(shard, MeshMessage::HandOver { fd, hello })
+            .await
+            .map_err(|_| MeshError::Unreachable(shard))
     }
 
     /// Answers the request `id` from `shard`.

@@ -177,7 +177,7 @@ pub async fn serve_connection<H: Handler>(
     writer.await;
 }
 
-fn dup_stream(stream: &TcpStream) -> std::io::Result<TcpStream> {
+pub(crate) fn dup_stream(stream: &TcpStream) -> std::io::Result<TcpStream> {
     // SAFETY: dup returns a new descriptor for the same socket or -1; we own the new one.
     let fd = unsafe { libc::dup(stream.as_raw_fd()) };
     if fd < 0 {

@@ -31,6 +31,8 @@ pub struct ShardStart {
     pub listener: OwnedFd,
     /// The process's front door, on shard 0 only.
     pub front_door: Option<OwnedFd>,
+    /// The HA port (`haListenPort`) of a master, on shard 0 only.
+    pub ha_listener: Option<OwnedFd>,
     pub mesh: Option<MeshBuilder>,
     /// Readable (or closed) when the shard must stop.
     pub shutdown: OwnedFd,
@@ -122,6 +124,17 @@ async fn serve(start: ShardStart) -> Result<(), String> {
             Rc::new(FrontDoor(shard.clone())),
         )));
     }
+    if let Some(fd) = start.ha_listener {
+        let listener = into_glommio(fd);
+        let background = shard.background;
+        accepting.push(
+            glommio::spawn_local_into(
+                crate::replication::master::accept_loop(shard.clone(), listener),
+                background,
+            )
+            .expect("the background queue exists"),
+        );
+    }
     let _ = start.ready.send((id, Ok(())));
     wait_for_shutdown(start.shutdown).await;
     log::info!("shard {id}: shutting down");
@@ -189,6 +202,9 @@ async fn serve_mesh(
                 }
             }
             MeshMessage::Reply { id, frame } => mesh.complete(id, frame),
+            MeshMessage::HandOver { fd, hello } => {
+                crate::replication::master::adopt(shard.clone(), fd, hello)
+            }
         }
     }
 }

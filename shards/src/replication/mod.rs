@@ -1,0 +1,123 @@
+//! Master–slave replication (F26, DESIGN.md §6). A slave process (`brokerRole=SLAVE`, same
+//! `brokerName` and shard count, `brokerId` ≥ 1) follows its master: each slave shard opens
+//! one connection to the master's HA port (`haListenPort`), names its shard and its log end,
+//! and receives the master shard's log from there, as the log's own bytes, at the same
+//! physical offsets. The slave checks every entry (its crc32c trailer and offset) and every
+//! frame (crc32c), appends the bytes, builds its consume queues and key index from them as a
+//! send would, and acknowledges what is durable.
+//!
+//! On the master, the HA port is accepted by shard 0, which reads the hello and hands the
+//! connection to the shard it names over the mesh; each shard streams its own log in a
+//! low-share background task queue, so client work on that core keeps priority and the log's
+//! bytes never cross cores. A slave that disconnects or restarts starts again from its own
+//! log end; a frame that fails its check is dropped with the connection and fetched again.
+//!
+//! A slave serves pulls, offsets and queries from its copy, and refuses every write
+//! (sends, send-backs, transaction ends) with SERVICE_NOT_AVAILABLE, as RocketMQ's does.
+
+pub mod frame;
+pub mod master;
+pub mod slave;
+
+use bytes::BytesMut;
+use futures_lite::AsyncReadExt;
+use glommio::net::TcpStream;
+
+use frame::{Frame, FrameError};
+
+/// `brokerRole`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BrokerRole {
+    AsyncMaster,
+    SyncMaster,
+    Slave,
+}
+
+impl BrokerRole {
+    pub fn parse(s: &str) -> Option<BrokerRole> {
+        match s {
+            "ASYNC_MASTER" => Some(BrokerRole::AsyncMaster),
+            "SYNC_MASTER" => Some(BrokerRole::SyncMaster),
+            "SLAVE" => Some(BrokerRole::Slave),
+            _ => None,
+        }
+    }
+
+    pub fn is_slave(self) -> bool {
+        self == BrokerRole::Slave
+    }
+}
+
+/// What a shard knows of replication.
+#[derive(Debug, Clone)]
+pub struct ReplicationConfig {
+    pub role: BrokerRole,
+    /// `brokerId`: 0 for a master, ≥ 1 for a slave.
+    pub broker_id: i64,
+    /// The master's HA address a slave follows (`haMasterAddress`).
+    pub master_ha_addr: Option<String>,
+    /// This process's HA address as registered (`haServerAddr`), for a master.
+    pub ha_addr: Option<String>,
+}
+
+impl Default for ReplicationConfig {
+    fn default() -> Self {
+        ReplicationConfig {
+            role: BrokerRole::AsyncMaster,
+            broker_id: 0,
+            master_ha_addr: None,
+            ha_addr: None,
+        }
+    }
+}
+
+/// Reads frames from one replication connection.
+pub struct FrameReader {
+    stream: TcpStream,
+    buf: BytesMut,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("connection closed")]
+    Closed,
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+}
+
+impl FrameReader {
+    pub fn new(stream: TcpStream) -> FrameReader {
+        FrameReader {
+            stream,
+            buf: BytesMut::with_capacity(64 << 10),
+        }
+    }
+
+    pub async fn next(&mut self) -> Result<Frame, ReadError> {
+        loop {
+            if let Some((frame, used)) = Frame::decode(&self.buf)? {
+                let _ = self.buf.split_to(used);
+                return Ok(frame);
+            }
+            let len = self.buf.len();
+            self.buf.resize(len + (64 << 10), 0);
+            let n = self.stream.read(&mut self.buf[len..]).await?;
+            self.buf.truncate(len + n);
+            if n == 0 {
+                return Err(ReadError::Closed);
+            }
+        }
+    }
+
+    pub fn into_stream(self) -> TcpStream {
+        self.stream
+    }
+}
+
+/// Writes one frame.
+pub async fn write_frame(stream: &mut TcpStream, frame: &Frame) -> std::io::Result<()> {
+    use futures_lite::AsyncWriteExt;
+    stream.write_all(&frame.encode()).await
+}

@@ -1,0 +1,248 @@
+//! Master–slave replication between real processes: a slave (`brokerRole=SLAVE`) follows every
+//! shard of its master through the HA port, holds the same log bytes at the same offsets,
+//! serves reads and refuses writes, and catches up after it was killed.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::{eventually, pull_all, queue, Petrel};
+use petrel::client::{properties, Client, Message};
+use petrel_shards::broker::metadata::TopicConfig;
+use petrel_shards::remoting::{request, response};
+
+const SHARDS: usize = 2;
+/// Small segments, so the stream crosses segment ends (and their blank markers).
+const SEGMENT: &str = "mappedFileSizeCommitLog=262144";
+const MAX_MESSAGE: &str = "maxMessageSize=65536";
+
+fn master(store: &Path, namesrv: &str) -> Petrel {
+    Petrel::start(
+        "broker",
+        store,
+        &[
+            &format!("namesrvAddr={namesrv}"),
+            &format!("shards={SHARDS}"),
+            SEGMENT,
+            MAX_MESSAGE,
+        ],
+    )
+}
+
+fn slave(store: &Path, namesrv: &str, master_ha: &str) -> Petrel {
+    Petrel::start(
+        "broker",
+        store,
+        &[
+            &format!("namesrvAddr={namesrv}"),
+            &format!("shards={SHARDS}"),
+            SEGMENT,
+            MAX_MESSAGE,
+            "brokerRole=SLAVE",
+            "brokerId=1",
+            &format!("haMasterAddress={master_ha}"),
+        ],
+    )
+}
+
+/// Sends `n` messages of 3 KiB round-robin over both shards' queues; returns their bodies.
+fn send(client: &mut Client, broker: &Petrel, from: usize, n: usize) {
+    let brokers = broker.brokers();
+    for i in from..from + n {
+        let (name, addr) = &brokers[i % SHARDS];
+        let q = queue("Replicated", name, ((i / SHARDS) % 2) as i32);
+        let body = format!("m{i:05}-{}", "x".repeat(3000));
+        let msg = Message::new(body, properties(Some("T"), Some(&format!("k{i}")), &[]));
+        let r = client.send_to(addr, &q, &msg).unwrap();
+        assert_eq!(r.code, response::SUCCESS);
+    }
+}
+
+fn max_offset(client: &mut Client, addr: &str, queue_id: i32) -> i64 {
+    let reply = client
+        .call_fields(
+            addr,
+            request::GET_MAX_OFFSET,
+            &[
+                ("topic", "Replicated".into()),
+                ("queueId", queue_id.to_string()),
+            ],
+        )
+        .unwrap();
+    reply.field("offset").unwrap().parse().unwrap()
+}
+
+/// Every queue of the slave holds what the master's does, message for message.
+fn assert_same_queues(client: &mut Client, master: &Petrel, slave: &Petrel, total: usize) {
+    let mut seen = 0;
+    for (shard, ((name, m_addr), (s_name, s_addr))) in master
+        .brokers()
+        .iter()
+        .zip(slave.brokers().iter())
+        .enumerate()
+    {
+        assert_eq!(name, s_name, "shard {shard} has one broker name on both");
+        for queue_id in 0..2 {
+            let want = max_offset(client, m_addr, queue_id);
+            eventually(Duration::from_secs(30), || {
+                (max_offset(client, s_addr, queue_id) == want).then_some(())
+            });
+            let q = queue("Replicated", name, queue_id);
+            let on_master = pull_all(client, m_addr, &q, "*");
+            let on_slave = pull_all(client, s_addr, &q, "*");
+            assert_eq!(on_master.len(), want as usize);
+            assert_eq!(on_slave.len(), on_master.len());
+            for (a, b) in on_master.iter().zip(&on_slave) {
+                assert_eq!(a.body, b.body);
+                assert_eq!(a.commit_log_offset, b.commit_log_offset);
+                assert_eq!(a.queue_offset, b.queue_offset);
+                assert_eq!(a.properties, b.properties);
+            }
+            seen += on_slave.len();
+        }
+    }
+    assert_eq!(seen, total);
+}
+
+/// The commit-log segments of one shard, as (name, bytes up to the last non-zero byte).
+fn segments(store: &Path, shard: usize) -> Vec<(String, Vec<u8>)> {
+    let dir = store.join(format!("shard-{shard}/commitlog"));
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+        .into_iter()
+        .map(|name| {
+            let mut bytes = std::fs::read(dir.join(&name)).unwrap();
+            let used = bytes.iter().rposition(|b| *b != 0).map_or(0, |p| p + 1);
+            bytes.truncate(used);
+            (name, bytes)
+        })
+        .filter(|(_, bytes)| !bytes.is_empty())
+        .collect()
+}
+
+#[test]
+fn a_slave_holds_its_masters_log_byte_for_byte_serves_reads_and_catches_up_after_a_crash() {
+    let ns_dir = tempfile::tempdir().unwrap();
+    let namesrv = Petrel::start("namesrv", ns_dir.path(), &[]);
+    let ns = namesrv.namesrv();
+    let (m_dir, s_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let master_broker = master(m_dir.path(), &ns);
+    let mut client = Client::new(&ns);
+    client
+        .create_topic(
+            &master_broker.front_door(),
+            &TopicConfig::new("Replicated", 4, 6),
+        )
+        .unwrap();
+    // Messages from before the slave existed reach it too.
+    send(&mut client, &master_broker, 0, 150);
+    let slave_broker = slave(s_dir.path(), &ns, &master_broker.ha_addr());
+    send(&mut client, &master_broker, 150, 150);
+    assert_same_queues(&mut client, &master_broker, &slave_broker, 300);
+
+    // Routes list the slave as brokerId 1 of each shard's broker name.
+    let route = eventually(Duration::from_secs(30), || {
+        let route = client.route("Replicated").ok()?;
+        route
+            .broker_datas
+            .iter()
+            .all(|b| b.broker_addrs.len() == 2)
+            .then_some(route)
+    });
+    for (name, addr) in slave_broker.brokers() {
+        let data = route
+            .broker_datas
+            .iter()
+            .find(|b| b.broker_name == name)
+            .unwrap();
+        assert_eq!(data.broker_addrs.get("1"), Some(&addr), "{name}");
+    }
+
+    // A slave refuses writes, naming why.
+    let (name, addr) = slave_broker.brokers()[0].clone();
+    let err = client
+        .send_to(
+            &addr,
+            &queue("Replicated", &name, 0),
+            &Message::new("nope", properties(None, None, &[])),
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("is a slave"), "{err}");
+
+    // Killed, it starts again from its own log end and catches up.
+    slave_broker.kill9();
+    send(&mut client, &master_broker, 300, 150);
+    let slave_broker = slave(s_dir.path(), &ns, &master_broker.ha_addr());
+    send(&mut client, &master_broker, 450, 50);
+    assert_same_queues(&mut client, &master_broker, &slave_broker, 500);
+
+    // The same bytes at the same offsets, segment for segment (500 × 3 KiB crosses several
+    // 256 KiB segments per shard).
+    assert!(slave_broker.terminate().success());
+    assert!(master_broker.terminate().success());
+    for shard in 0..SHARDS {
+        let (m, s) = (segments(m_dir.path(), shard), segments(s_dir.path(), shard));
+        assert!(m.len() >= 3, "shard {shard}: {} segments", m.len());
+        assert_eq!(
+            m.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            s.iter().map(|(n, _)| n).collect::<Vec<_>>()
+        );
+        for ((name, a), (_, b)) in m.iter().zip(&s) {
+            assert!(a == b, "shard {shard} segment {name} differs");
+        }
+    }
+}
+
+#[test]
+fn a_slave_that_does_not_match_its_master_is_refused_with_the_reason() {
+    let ns_dir = tempfile::tempdir().unwrap();
+    let namesrv = Petrel::start("namesrv", ns_dir.path(), &[]);
+    let ns = namesrv.namesrv();
+    let (m_dir, s_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let master_broker = master(m_dir.path(), &ns);
+    // Another segment size: the logs could not hold the same bytes at the same offsets.
+    let slave_broker = Petrel::start(
+        "broker",
+        s_dir.path(),
+        &[
+            &format!("namesrvAddr={ns}"),
+            &format!("shards={SHARDS}"),
+            "mappedFileSizeCommitLog=524288",
+            MAX_MESSAGE,
+            "brokerRole=SLAVE",
+            "brokerId=1",
+            &format!("haMasterAddress={}", master_broker.ha_addr()),
+        ],
+    );
+    let line = eventually(Duration::from_secs(20), || {
+        slave_broker
+            .stderr_lines()
+            .into_iter()
+            .find(|l| l.contains("the master refused"))
+    });
+    assert!(
+        line.contains("mappedFileSizeCommitLog 524288 is not the master's 262144"),
+        "{line}"
+    );
+    // Roles that cannot work stop start-up with a line naming the key.
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = vec!["broker".to_string()];
+    for p in common::test_properties(dir.path())
+        .into_iter()
+        .chain(["brokerRole=SLAVE".to_string(), format!("namesrvAddr={ns}")])
+    {
+        args.push("-p".into());
+        args.push(p);
+    }
+    let (status, stderr) = common::run_to_exit(&args);
+    assert!(!status.success());
+    assert!(
+        stderr.contains("brokerRole=SLAVE needs brokerId 1 or more"),
+        "{stderr}"
+    );
+}
