@@ -64,6 +64,8 @@ pub struct Config {
     pub broker_role: BrokerRole,
     /// `haListenPort`: where a master's slaves connect; `listenPort + 1` if unset.
     pub ha_listen_port: Option<u16>,
+    /// `syncFlushTimeout`: how long a SYNC_MASTER's send waits for its slave.
+    pub sync_flush_timeout: Duration,
     /// `haMasterAddress`: the master's HA `ip:port` a slave follows.
     pub ha_master_address: Option<String>,
     /// `rebalanceLockMaxLiveTime`: a queue lock's life after its last refresh.
@@ -117,6 +119,7 @@ impl Default for Config {
             broker_role: BrokerRole::AsyncMaster,
             ha_listen_port: None,
             ha_master_address: None,
+            sync_flush_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -174,6 +177,7 @@ impl Config {
                     reason: "expected ASYNC_MASTER, SYNC_MASTER or SLAVE".into(),
                 })?
             }
+            "syncFlushTimeout" => self.sync_flush_timeout = millis(key, v)?,
             "haListenPort" => self.ha_listen_port = Some(parse(key, v)?),
             "haMasterAddress" => {
                 self.ha_master_address = Some(v.to_string()).filter(|s| !s.is_empty())

@@ -196,6 +196,7 @@ pub fn run(role: Role, config: Config) -> anyhow::Result<()> {
                     broker_id: config.broker_id,
                     master_ha_addr: config.ha_master_address.clone(),
                     ha_addr: ready.ha_addr.clone(),
+                    sync_flush_timeout: config.sync_flush_timeout,
                 },
             };
             let (stop, shutdown) = shutdown_pair()?;

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::{eventually, pull_all, queue, Petrel};
-use petrel::client::{properties, Client, Message};
+use petrel::client::{properties, Client, Message, SendResult};
 use petrel_shards::broker::metadata::TopicConfig;
 use petrel_shards::remoting::{request, response};
 
@@ -17,17 +17,16 @@ const SHARDS: usize = 2;
 const SEGMENT: &str = "mappedFileSizeCommitLog=262144";
 const MAX_MESSAGE: &str = "maxMessageSize=65536";
 
-fn master(store: &Path, namesrv: &str) -> Petrel {
-    Petrel::start(
-        "broker",
-        store,
-        &[
-            &format!("namesrvAddr={namesrv}"),
-            &format!("shards={SHARDS}"),
-            SEGMENT,
-            MAX_MESSAGE,
-        ],
-    )
+fn master(store: &Path, namesrv: &str, extra: &[&str]) -> Petrel {
+    let mut props = vec![
+        format!("namesrvAddr={namesrv}"),
+        format!("shards={SHARDS}"),
+        SEGMENT.to_string(),
+        MAX_MESSAGE.to_string(),
+    ];
+    props.extend(extra.iter().map(|s| s.to_string()));
+    let props: Vec<&str> = props.iter().map(String::as_str).collect();
+    Petrel::start("broker", store, &props)
 }
 
 fn slave(store: &Path, namesrv: &str, master_ha: &str) -> Petrel {
@@ -46,16 +45,19 @@ fn slave(store: &Path, namesrv: &str, master_ha: &str) -> Petrel {
     )
 }
 
-/// Sends `n` messages of 3 KiB round-robin over both shards' queues; returns their bodies.
+/// Sends message `i` (3 KiB) to queue `(i / 2) % 2` of shard `i % 2`.
+fn send_one(client: &mut Client, broker: &Petrel, i: usize) -> SendResult {
+    let (name, addr) = &broker.brokers()[i % SHARDS];
+    let q = queue("Replicated", name, ((i / SHARDS) % 2) as i32);
+    let body = format!("m{i:05}-{}", "x".repeat(3000));
+    let msg = Message::new(body, properties(Some("T"), Some(&format!("k{i}")), &[]));
+    client.send_to(addr, &q, &msg).unwrap()
+}
+
+/// Sends messages `from..from + n`, each acknowledged as stored.
 fn send(client: &mut Client, broker: &Petrel, from: usize, n: usize) {
-    let brokers = broker.brokers();
     for i in from..from + n {
-        let (name, addr) = &brokers[i % SHARDS];
-        let q = queue("Replicated", name, ((i / SHARDS) % 2) as i32);
-        let body = format!("m{i:05}-{}", "x".repeat(3000));
-        let msg = Message::new(body, properties(Some("T"), Some(&format!("k{i}")), &[]));
-        let r = client.send_to(addr, &q, &msg).unwrap();
-        assert_eq!(r.code, response::SUCCESS);
+        assert_eq!(send_one(client, broker, i).code, response::SUCCESS);
     }
 }
 
@@ -131,7 +133,7 @@ fn a_slave_holds_its_masters_log_byte_for_byte_serves_reads_and_catches_up_after
     let namesrv = Petrel::start("namesrv", ns_dir.path(), &[]);
     let ns = namesrv.namesrv();
     let (m_dir, s_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let master_broker = master(m_dir.path(), &ns);
+    let master_broker = master(m_dir.path(), &ns, &[]);
     let mut client = Client::new(&ns);
     client
         .create_topic(
@@ -204,7 +206,7 @@ fn a_slave_that_does_not_match_its_master_is_refused_with_the_reason() {
     let namesrv = Petrel::start("namesrv", ns_dir.path(), &[]);
     let ns = namesrv.namesrv();
     let (m_dir, s_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let master_broker = master(m_dir.path(), &ns);
+    let master_broker = master(m_dir.path(), &ns, &[]);
     // Another segment size: the logs could not hold the same bytes at the same offsets.
     let slave_broker = Petrel::start(
         "broker",
@@ -245,4 +247,61 @@ fn a_slave_that_does_not_match_its_master_is_refused_with_the_reason() {
         stderr.contains("brokerRole=SLAVE needs brokerId 1 or more"),
         "{stderr}"
     );
+}
+
+#[test]
+fn a_sync_master_answers_once_its_slave_holds_a_message_and_says_when_it_cannot() {
+    let ns_dir = tempfile::tempdir().unwrap();
+    let namesrv = Petrel::start("namesrv", ns_dir.path(), &[]);
+    let ns = namesrv.namesrv();
+    let (m_dir, s_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let master_broker = master(
+        m_dir.path(),
+        &ns,
+        &["brokerRole=SYNC_MASTER", "syncFlushTimeout=2000"],
+    );
+    let mut client = Client::new(&ns);
+    client
+        .create_topic(
+            &master_broker.front_door(),
+            &TopicConfig::new("Replicated", 4, 6),
+        )
+        .unwrap();
+    // No slave yet: stored on the master alone, and said so.
+    assert_eq!(send_one(&mut client, &master_broker, 0).code, 11);
+    let slave_broker = slave(s_dir.path(), &ns, &master_broker.ha_addr());
+    let mut i = 1;
+    eventually(Duration::from_secs(20), || {
+        i += 1;
+        (send_one(&mut client, &master_broker, i - 1).code == response::SUCCESS).then_some(())
+    });
+    // In sync: every answer means the slave already serves the message.
+    for _ in 0..60 {
+        let r = send_one(&mut client, &master_broker, i);
+        assert_eq!(r.code, response::SUCCESS, "message {i}");
+        let (_, slave_addr) = &slave_broker.brokers()[i % SHARDS];
+        let held = max_offset(&mut client, slave_addr, r.queue_id);
+        assert!(
+            held > r.queue_offset,
+            "message {i} at {} but the slave holds {held}",
+            r.queue_offset
+        );
+        i += 1;
+    }
+    // The slave dies: no send is answered as replicated, and the loss is noticed.
+    slave_broker.kill9();
+    let mut codes = Vec::new();
+    while !codes.contains(&11) {
+        assert!(codes.len() < 20, "codes after the slave died: {codes:?}");
+        codes.push(send_one(&mut client, &master_broker, i).code);
+        i += 1;
+    }
+    assert!(codes.iter().all(|c| *c == 11 || *c == 12), "{codes:?}");
+    // Back, it catches up with everything, including what only the master held.
+    let slave_broker = slave(s_dir.path(), &ns, &master_broker.ha_addr());
+    eventually(Duration::from_secs(20), || {
+        i += 1;
+        (send_one(&mut client, &master_broker, i - 1).code == response::SUCCESS).then_some(())
+    });
+    assert_same_queues(&mut client, &master_broker, &slave_broker, i);
 }

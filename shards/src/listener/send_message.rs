@@ -13,13 +13,14 @@ use crate::record::{self, find_property, property, sys_flag, BatchIter, MessageT
 use crate::remarks;
 use crate::remoting::headers::{SendHeaderNames, SendMessageHeader};
 use crate::remoting::{request, response, RemotingCommand};
+use crate::store::replicated::SyncOutcome;
 use crate::store::Appended;
 
 pub fn handle(shard: &Shard, conn: &Rc<Connection>, cmd: &RemotingCommand) {
     match prepare(shard, conn, cmd) {
         Ok((reply, end)) => {
             if !cmd.is_oneway() {
-                conn.send_after_durable(end, &reply)
+                answer_stored(shard, conn, reply, end)
             }
         }
         Err(reply) => {
@@ -28,6 +29,32 @@ pub fn handle(shard: &Shard, conn: &Rc<Connection>, cmd: &RemotingCommand) {
             }
         }
     }
+}
+
+/// Answers a stored send once it is durable; on a SYNC_MASTER, once its slave holds it too,
+/// or with SLAVE_NOT_AVAILABLE (no slave in sync: stored on the master alone) or
+/// FLUSH_SLAVE_TIMEOUT (the slave did not confirm within `syncFlushTimeout`), the statuses
+/// stock clients map to their SendStatus.
+fn answer_stored(shard: &Shard, conn: &Rc<Connection>, mut reply: RemotingCommand, end: u64) {
+    let replicated = &shard.store.replicated;
+    if !replicated.sync {
+        return conn.send_after_durable(end, &reply);
+    }
+    if !replicated.in_sync(end) {
+        reply.code = response::SLAVE_NOT_AVAILABLE;
+        return conn.send_after_durable(end, &reply);
+    }
+    let (store, conn) = (shard.store.clone(), conn.clone());
+    let timeout = shard.config.replication.sync_flush_timeout;
+    glommio::spawn_local(async move {
+        reply.code = match store.replicated.wait(end, timeout).await {
+            SyncOutcome::Replicated => reply.code,
+            SyncOutcome::SlaveNotAvailable => response::SLAVE_NOT_AVAILABLE,
+            SyncOutcome::Timeout => response::FLUSH_SLAVE_TIMEOUT,
+        };
+        conn.send_after_durable(end, &reply);
+    })
+    .detach();
 }
 
 fn fail(cmd: &RemotingCommand, code: i32, remark: impl Into<String>) -> RemotingCommand {

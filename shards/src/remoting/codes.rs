@@ -55,6 +55,10 @@ pub mod response {
     pub const SYSTEM_ERROR: i32 = 1;
     pub const SYSTEM_BUSY: i32 = 2;
     pub const REQUEST_CODE_NOT_SUPPORTED: i32 = 3;
+    /// Stored on the master; its slave did not confirm within `syncFlushTimeout`.
+    pub const FLUSH_SLAVE_TIMEOUT: i32 = 12;
+    /// Stored on the master; no slave is in sync.
+    pub const SLAVE_NOT_AVAILABLE: i32 = 11;
     pub const MESSAGE_ILLEGAL: i32 = 13;
     pub const SERVICE_NOT_AVAILABLE: i32 = 14;
     pub const NO_PERMISSION: i32 = 16;

@@ -178,16 +178,21 @@ pub async fn serve_slave(shard: Rc<Shard>, mut stream: TcpStream, hello: Frame) 
         Ok(s) => s,
         Err(e) => return log::warn!("shard {id}: slave {peer}: {e}"),
     };
+    shard.store.replicated.slave_connected(log_end);
+    shard.store.dispatch_visible();
     let state = Rc::new(Follower {
         acked: Cell::new(log_end),
         closed: Cell::new(false),
         progress: Signal::default(),
     });
-    let reader = glommio::spawn_local_into(read_acks(state.clone(), acks), shard.background)
-        .expect("the background queue exists");
+    let reader = glommio::spawn_local_into(
+        read_acks(shard.clone(), state.clone(), acks),
+        shard.background,
+    )
+    .expect("the background queue exists");
     let result = stream_log(&shard, &mut stream, &state, log_end).await;
-    state.closed.set(true);
     drop(reader);
+    state.close(&shard);
     match result {
         Ok(()) => log::info!("shard {id}: slave {peer} left at {}", state.acked.get()),
         Err(e) => log::warn!("shard {id}: slave {peer}: {e}"),
@@ -200,12 +205,27 @@ struct Follower {
     progress: Signal,
 }
 
-async fn read_acks(state: Rc<Follower>, stream: TcpStream) {
+impl Follower {
+    /// The slave is gone (its acks ended, or a write to it failed): sends waiting on it stop
+    /// waiting at once.
+    fn close(&self, shard: &Shard) {
+        if self.closed.replace(true) {
+            return;
+        }
+        shard.store.replicated.slave_lost();
+        shard.store.dispatch_visible();
+        self.progress.raise();
+    }
+}
+
+async fn read_acks(shard: Rc<Shard>, state: Rc<Follower>, stream: TcpStream) {
     let mut reader = FrameReader::new(stream);
     loop {
         match reader.next().await {
             Ok(Frame::Ack { durable }) => {
                 state.acked.set(state.acked.get().max(durable));
+                shard.store.replicated.slave_acked(durable);
+                shard.store.dispatch_visible();
             }
             Ok(other) => {
                 log::warn!("slave sent {other:?} where acks were expected");
@@ -215,8 +235,7 @@ async fn read_acks(state: Rc<Follower>, stream: TcpStream) {
         }
         state.progress.raise();
     }
-    state.closed.set(true);
-    state.progress.raise();
+    state.close(&shard);
 }
 
 async fn stream_log(
@@ -242,12 +261,21 @@ async fn stream_log(
                     let _ = log.durable().wait_for(pos + 1).await;
                     true
                 },
-                async {
-                    glommio::timer::sleep(HEARTBEAT).await;
-                    false
-                },
+                futures_lite::future::or(
+                    async {
+                        glommio::timer::sleep(HEARTBEAT).await;
+                        false
+                    },
+                    async {
+                        state.progress.wait().await;
+                        false
+                    },
+                ),
             )
             .await;
+            if state.closed.get() {
+                return Ok(());
+            }
             if !arrived {
                 let beat = Frame::Data {
                     start: pos,

@@ -58,6 +58,8 @@ pub struct ReplicationConfig {
     pub master_ha_addr: Option<String>,
     /// This process's HA address as registered (`haServerAddr`), for a master.
     pub ha_addr: Option<String>,
+    /// `syncFlushTimeout`: how long a SYNC_MASTER's send waits for its slave.
+    pub sync_flush_timeout: std::time::Duration,
 }
 
 impl Default for ReplicationConfig {
@@ -67,6 +69,7 @@ impl Default for ReplicationConfig {
             broker_id: 0,
             master_ha_addr: None,
             ha_addr: None,
+            sync_flush_timeout: std::time::Duration::from_secs(5),
         }
     }
 }

@@ -79,6 +79,8 @@ async fn serve(start: ShardStart) -> Result<(), String> {
         segment_bytes: start.config.segment_bytes,
         flush: start.config.flush,
         index: start.config.index,
+        sync_replication: start.config.replication.role
+            == crate::replication::BrokerRole::SyncMaster,
     };
     let store = Store::open(store_config).await.map_err(|e| e.to_string())?;
     let meta = Metadata::load(

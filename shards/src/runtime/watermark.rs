@@ -52,6 +52,16 @@ impl Watermark {
         }
     }
 
+    /// Wakes every waiter without moving the mark, so each re-checks its condition.
+    pub fn nudge(&self) {
+        self.wake_all();
+    }
+
+    /// Resolves once `done(mark)` holds, checked at each advance or nudge.
+    pub fn wait_until<F: Fn(u64) -> bool>(&self, done: F) -> WaitUntil<'_, F> {
+        WaitUntil { mark: self, done }
+    }
+
     /// Resolves once the mark is at least `target`.
     pub fn wait_for(&self, target: u64) -> WaitFor<'_> {
         WaitFor { mark: self, target }
@@ -72,6 +82,23 @@ impl Future for WaitFor<'_> {
         }
         if self.mark.failed.get() {
             return Poll::Ready(Err(Failed));
+        }
+        self.mark.waiters.borrow_mut().push(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+pub struct WaitUntil<'a, F> {
+    mark: &'a Watermark,
+    done: F,
+}
+
+impl<F: Fn(u64) -> bool> Future for WaitUntil<'_, F> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if (self.done)(self.mark.value.get()) {
+            return Poll::Ready(());
         }
         self.mark.waiters.borrow_mut().push(cx.waker().clone());
         Poll::Pending

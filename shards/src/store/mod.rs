@@ -8,6 +8,7 @@
 pub mod atomic_file;
 pub mod checkpoint;
 pub mod offsets;
+pub mod replicated;
 
 use std::cell::RefCell;
 use std::collections::{BTreeSet, VecDeque};
@@ -29,6 +30,8 @@ pub struct StoreConfig {
     pub segment_bytes: u64,
     pub flush: FlushDiskType,
     pub index: IndexConfig,
+    /// SYNC_MASTER: consumers see a message once the slave holds it (`replicated`).
+    pub sync_replication: bool,
 }
 
 /// An append waiting to become durable: its consume-queue entry and the log end that covers it.
@@ -61,6 +64,8 @@ pub struct Store {
     queue_files: RefCell<Option<QueueFiles>>,
     /// The last checkpoint written.
     checkpointed: std::cell::Cell<u64>,
+    /// A master's view of its slave.
+    pub replicated: replicated::Replicated,
 }
 
 impl Store {
@@ -101,7 +106,6 @@ impl Store {
         let offsets_path = config.dir.join("consumerOffset.json");
         let offsets = ConsumerOffsets::load(&offsets_path).map_err(io(offsets_path.clone()))?;
         Ok(Rc::new(Store {
-            config,
             log,
             queues: RefCell::new(queues),
             index: RefCell::new(index),
@@ -111,6 +115,8 @@ impl Store {
             offsets: RefCell::new(offsets),
             queue_files: RefCell::new(Some(QueueFiles::default())),
             checkpointed: std::cell::Cell::new(u64::MAX),
+            replicated: replicated::Replicated::new(config.sync_replication),
+            config,
         }))
     }
 
@@ -313,27 +319,34 @@ impl Store {
     /// Returns when the log fails; appends after that are never acknowledged.
     pub async fn run_writer(self: Rc<Self>) {
         loop {
-            let (_, end) = match self.log.write_pending().await {
-                Ok(range) => range,
-                Err(e) => {
-                    log::error!("store {}: {e}", self.config.dir.display());
-                    return;
-                }
-            };
-            let mut queues = self.queues.borrow_mut();
-            let mut dispatch = self.dispatch.borrow_mut();
-            let mut arrived = self.arrived.borrow_mut();
-            while dispatch.front().is_some_and(|d| d.end <= end) {
-                let d = dispatch.pop_front().expect("front exists");
-                let queue = queues.get_or_create(&d.topic, d.queue_id);
-                queue
-                    .push(d.queue_offset, d.entry)
-                    .expect("appends dispatch in queue order");
-                arrived.insert((d.topic, d.queue_id as i32));
+            if let Err(e) = self.log.write_pending().await {
+                log::error!("store {}: {e}", self.config.dir.display());
+                return;
             }
-            drop((queues, dispatch, arrived));
-            self.arrival.raise();
+            self.dispatch_visible();
         }
+    }
+
+    /// Moves what consumers may now see into the consume queues: everything durable, or on a
+    /// SYNC_MASTER with a slave in sync, everything the slave holds too.
+    pub fn dispatch_visible(&self) {
+        let limit = self.replicated.visible(self.log.durable().get());
+        let mut queues = self.queues.borrow_mut();
+        let mut dispatch = self.dispatch.borrow_mut();
+        if dispatch.front().is_none_or(|d| d.end > limit) {
+            return;
+        }
+        let mut arrived = self.arrived.borrow_mut();
+        while dispatch.front().is_some_and(|d| d.end <= limit) {
+            let d = dispatch.pop_front().expect("front exists");
+            let queue = queues.get_or_create(&d.topic, d.queue_id);
+            queue
+                .push(d.queue_offset, d.entry)
+                .expect("appends dispatch in queue order");
+            arrived.insert((d.topic, d.queue_id as i32));
+        }
+        drop((queues, dispatch, arrived));
+        self.arrival.raise();
     }
 
     /// Waits until messages arrived and returns the queues that got them.
@@ -543,6 +556,7 @@ mod tests {
             segment_bytes: 1 << 16,
             flush: FlushDiskType::Async,
             index: IndexConfig::default(),
+            sync_replication: false,
         }
     }
 
