@@ -305,3 +305,93 @@ fn a_sync_master_answers_once_its_slave_holds_a_message_and_says_when_it_cannot(
     });
     assert_same_queues(&mut client, &master_broker, &slave_broker, i);
 }
+
+fn committed(client: &mut Client, addr: &str, queue_id: i32) -> Option<i64> {
+    let reply = client
+        .call_fields(
+            addr,
+            request::QUERY_CONSUMER_OFFSET,
+            &[
+                ("consumerGroup", "GTables".into()),
+                ("topic", "Replicated".into()),
+                ("queueId", queue_id.to_string()),
+            ],
+        )
+        .unwrap();
+    (reply.code == response::SUCCESS).then(|| reply.field("offset").unwrap().parse().unwrap())
+}
+
+fn commit(client: &mut Client, addr: &str, queue_id: i32, offset: i64) {
+    let reply = client
+        .call_fields(
+            addr,
+            request::UPDATE_CONSUMER_OFFSET,
+            &[
+                ("consumerGroup", "GTables".into()),
+                ("topic", "Replicated".into()),
+                ("queueId", queue_id.to_string()),
+                ("commitOffset", offset.to_string()),
+            ],
+        )
+        .unwrap();
+    assert_eq!(reply.code, response::SUCCESS, "{:?}", reply.remark);
+}
+
+#[test]
+fn a_slave_takes_its_masters_tables_and_offsets_and_keeps_commits_made_on_it() {
+    let ns_dir = tempfile::tempdir().unwrap();
+    let namesrv = Petrel::start("namesrv", ns_dir.path(), &[]);
+    let ns = namesrv.namesrv();
+    let (m_dir, s_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let master_broker = master(m_dir.path(), &ns, &[]);
+    let slave_broker = slave(s_dir.path(), &ns, &master_broker.ha_addr());
+    let mut client = Client::new(&ns);
+    client
+        .create_topic(
+            &master_broker.front_door(),
+            &TopicConfig::new("Replicated", 4, 6),
+        )
+        .unwrap();
+    common::admin_ok(
+        &ns,
+        &[
+            "updateSubGroup",
+            "-b",
+            &master_broker.front_door(),
+            "-g",
+            "GTables",
+            "-r",
+            "7",
+        ],
+    );
+    send(&mut client, &master_broker, 0, 8);
+    let (_, m_addr) = master_broker.brokers()[0].clone();
+    let (_, s_addr) = slave_broker.brokers()[0].clone();
+    commit(&mut client, &m_addr, 0, 3);
+    eventually(Duration::from_secs(20), || {
+        (committed(&mut client, &s_addr, 0) == Some(3)).then_some(())
+    });
+    // The master stops; a consumer commits on the slave, which keeps it across its restart
+    // along with what came from the master.
+    assert!(master_broker.terminate().success());
+    commit(&mut client, &s_addr, 1, 2);
+    assert!(slave_broker.terminate().success());
+    let slave_broker = slave(s_dir.path(), &ns, "127.0.0.1:9");
+    let (_, s_addr) = slave_broker.brokers()[0].clone();
+    assert_eq!(committed(&mut client, &s_addr, 0), Some(3));
+    assert_eq!(committed(&mut client, &s_addr, 1), Some(2));
+    let topics = client
+        .call_fields(&s_addr, request::GET_ALL_TOPIC_CONFIG, &[])
+        .unwrap();
+    let topics: serde_json::Value = serde_json::from_slice(&topics.body).unwrap();
+    let topic = &topics["topicConfigTable"]["Replicated"];
+    assert_eq!(topic["writeQueueNums"], 2, "{topics}");
+    assert_eq!(topic["perm"], 6, "{topics}");
+    let groups =
+        std::fs::read_to_string(s_dir.path().join("shard-1/subscriptionGroup.json")).unwrap();
+    let groups: serde_json::Value = serde_json::from_str(&groups).unwrap();
+    assert_eq!(
+        groups["subscriptionGroupTable"]["GTables"]["retryMaxTimes"], 7,
+        "{groups}"
+    );
+}

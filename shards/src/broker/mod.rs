@@ -314,6 +314,31 @@ impl Shard {
         }
     }
 
+    /// A slave takes its master's topic and group tables.
+    pub fn replace_tables(&self, topics: metadata::TopicTable, groups: metadata::GroupTable) {
+        fn json(table: &impl serde::Serialize) -> serde_json::Value {
+            serde_json::to_value(table).expect("tables serialize")
+        }
+        let mut meta = self.meta.borrow_mut();
+        let topics_changed =
+            json(&meta.topics.topic_config_table) != json(&topics.topic_config_table);
+        let groups_changed =
+            json(&meta.groups.subscription_group_table) != json(&groups.subscription_group_table);
+        if topics_changed {
+            meta.topics.topic_config_table = topics.topic_config_table;
+            meta.topics.deleted_topics = topics.deleted_topics;
+            meta.topics.data_version.bump();
+            self.register_now.raise();
+        }
+        if groups_changed {
+            meta.groups.subscription_group_table = groups.subscription_group_table;
+            meta.groups.data_version.bump();
+        }
+        if topics_changed || groups_changed {
+            self.metadata_changed.raise();
+        }
+    }
+
     /// Topics with queues in the store that the table lacks or has fewer of.
     fn topics_missing_from_table(&self) -> Vec<(String, i32)> {
         let meta = self.meta.borrow();

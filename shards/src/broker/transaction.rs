@@ -89,6 +89,16 @@ impl Transactions {
         self.state.persist().await
     }
 
+    /// The persisted state as JSON, for a slave.
+    pub fn to_json_value(&self) -> serde_json::Value {
+        self.state.to_json_value()
+    }
+
+    /// Takes the state a master sent.
+    pub fn replace_from(&self, value: serde_json::Value) -> Result<(), String> {
+        self.state.replace_from(value)
+    }
+
     /// True if the half message at `offset` is still waiting for its outcome.
     pub fn is_pending(&self, shard: &Shard, offset: u64) -> bool {
         catch_up(shard);

@@ -39,6 +39,9 @@ pub enum Frame {
     Seal { start: u64 },
     /// Slave → master: its log is durable up to `durable`.
     Ack { durable: u64 },
+    /// Master → slave: the shard's tables (topics, groups, consumer offsets, delay and
+    /// transaction progress) as JSON, whenever they changed.
+    State { json: Bytes },
 }
 
 const HELLO: u8 = 1;
@@ -47,6 +50,7 @@ const REFUSE: u8 = 3;
 const DATA: u8 = 4;
 const SEAL: u8 = 5;
 const ACK: u8 = 6;
+const STATE: u8 = 7;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FrameError {
@@ -107,6 +111,10 @@ impl Frame {
             Frame::Ack { durable } => {
                 out.put_u8(ACK);
                 out.put_u64(*durable);
+            }
+            Frame::State { json } => {
+                out.put_u8(STATE);
+                out.put_slice(json);
             }
         }
         let crc = crc32c::crc32c(&out[4..]);
@@ -184,6 +192,9 @@ impl Frame {
             ACK if body.len() == 8 => Frame::Ack {
                 durable: body.get_u64(),
             },
+            STATE => Frame::State {
+                json: Bytes::copy_from_slice(body),
+            },
             WELCOME | DATA | SEAL | ACK => return Err(short("fixed-size")),
             other => return Err(FrameError::Malformed(format!("unknown kind {other}"))),
         })
@@ -220,6 +231,9 @@ mod tests {
             },
             Frame::Seal { start: 1 << 30 },
             Frame::Ack { durable: 7 },
+            Frame::State {
+                json: Bytes::from_static(b"{}"),
+            },
         ]
     }
 

@@ -19,6 +19,8 @@ const CHUNK_TARGET_BYTES: u64 = 1 << 20;
 const WINDOW_BYTES: u64 = 16 << 20;
 /// An idle stream sends an empty data frame this often, so the slave knows the master's end.
 const HEARTBEAT: Duration = Duration::from_secs(1);
+/// The shard's tables are sent at most this often, when they changed.
+const STATE_INTERVAL: Duration = Duration::from_secs(1);
 /// A connection that has not said hello within this is closed.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -248,7 +250,21 @@ async fn stream_log(
     let segment_bytes = shard.config.segment_bytes;
     let mut pos = from;
     let io = |e: std::io::Error| format!("write failed: {e}");
+    let mut state_sent: Option<(std::time::Instant, Vec<u8>)> = None;
     loop {
+        if state_sent
+            .as_ref()
+            .is_none_or(|(at, _)| at.elapsed() >= STATE_INTERVAL)
+        {
+            let json = super::state::snapshot(shard);
+            if state_sent.as_ref().is_none_or(|(_, last)| *last != json) {
+                let frame = Frame::State {
+                    json: bytes::Bytes::copy_from_slice(&json),
+                };
+                write_frame(stream, &frame).await.map_err(io)?;
+            }
+            state_sent = Some((std::time::Instant::now(), json));
+        }
         while !state.closed.get() && pos - state.acked.get() > WINDOW_BYTES {
             state.progress.wait().await;
         }

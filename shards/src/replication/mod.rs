@@ -18,6 +18,7 @@
 pub mod frame;
 pub mod master;
 pub mod slave;
+pub mod state;
 
 use bytes::BytesMut;
 use futures_lite::AsyncReadExt;

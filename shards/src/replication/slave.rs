@@ -98,6 +98,7 @@ async fn apply(shard: &Shard, reader: &mut FrameReader) -> Result<(), String> {
             Frame::Seal { start } => {
                 shard.store.seal_replica(start)?;
             }
+            Frame::State { json } => super::state::adopt(shard, &json)?,
             other => return Err(format!("unexpected {other:?}")),
         }
     }

@@ -79,6 +79,18 @@ where
         self.current.borrow_mut()
     }
 
+    /// The state as JSON, for a slave.
+    pub fn to_json_value(&self) -> serde_json::Value {
+        serde_json::to_value(&*self.current.borrow()).expect("state serializes")
+    }
+
+    /// Takes the state a master sent; written at the next `persist`.
+    pub fn replace_from(&self, value: serde_json::Value) -> Result<(), String> {
+        let state: T = serde_json::from_value(value).map_err(|e| e.to_string())?;
+        *self.current.borrow_mut() = state;
+        Ok(())
+    }
+
     /// Writes the state if it changed since the last write.
     pub async fn persist(&self) -> std::io::Result<()> {
         let state = self.current.borrow().clone();

@@ -49,6 +49,16 @@ impl ConsumerOffsets {
         })
     }
 
+    /// Takes a master's committed offsets (its `consumerOffset.json`): each queue it names
+    /// gets the master's value; queues only this table has keep theirs.
+    pub fn adopt(&mut self, json: serde_json::Value) -> Result<(), String> {
+        let disk: OnDisk = serde_json::from_value(json).map_err(|e| e.to_string())?;
+        for (key, queues) in disk.offset_table {
+            self.table.entry(key).or_default().extend(queues);
+        }
+        Ok(())
+    }
+
     pub fn to_json(&self) -> Vec<u8> {
         let disk = OnDisk {
             offset_table: self
