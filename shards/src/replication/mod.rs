@@ -14,6 +14,19 @@
 //!
 //! A slave serves pulls, offsets and queries from its copy, and refuses every write
 //! (sends, send-backs, transaction ends) with SERVICE_NOT_AVAILABLE, as RocketMQ's does.
+//!
+//! Why a task queue on each shard and not a replication executor of its own: the bytes to
+//! send are in the shard's log (its segments and its durable watermark are the shard's and
+//! never leave it), so a separate executor would need every chunk copied across cores and
+//! every watermark change sent over a channel, and on a 2-core host it would be one more
+//! thread competing with the shards for the same cores. The background queue (250 shares
+//! against the client queue's default 1000, `Latency::NotImportant`) lets glommio's scheduler
+//! keep client work first under load while an idle shard streams at full speed. The HA port
+//! is still one per process, as RocketMQ's is: shard 0 accepts and hands the socket over.
+//!
+//! On a SYNC_MASTER (`store::replicated`), a send's answer waits for the slave's
+//! acknowledgement of its record (a watermark, like group commit: the shard never blocks),
+//! and consumers see a message only once the slave holds it.
 
 pub mod frame;
 pub mod master;
