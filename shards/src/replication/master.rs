@@ -144,7 +144,16 @@ fn refusal(shard: &Shard, hello: &Frame) -> Option<String> {
             "slave log of shard {id} ends at {log_end}, beyond the master's {durable}"
         ));
     }
-    if *log_end < durable && log.entry_at(*log_end).is_none() {
+    let starts_a_record = || {
+        let Some(Ok(len)) = log.entry_at(*log_end) else {
+            return false;
+        };
+        log.with_bytes(*log_end, len as usize, |b| {
+            crate::record::decode(b).is_ok_and(|v| v.physical_offset == *log_end as i64)
+        }) == Some(true)
+    };
+    let seals_a_segment = || log.entry_at(*log_end) == Some(Err(()));
+    if *log_end < durable && !starts_a_record() && !seals_a_segment() {
         return Some(format!(
             "slave log of shard {id} ends at {log_end}, which is not an entry boundary of the master's log (the logs differ)"
         ));

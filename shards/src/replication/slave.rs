@@ -53,7 +53,12 @@ async fn follow_once(shard: &Rc<Shard>, master: &str) -> Result<(), String> {
     .map_err(|e| format!("connect: {e}"))?;
     let _ = stream.set_nodelay(true);
     let log = shard.store.log().clone();
+    // The hello claims the slave's log is durable to its end: let pending bytes land first.
     let log_end = log.reserved_end();
+    log.durable()
+        .wait_for(log_end)
+        .await
+        .map_err(|_| "the slave's own log failed".to_string())?;
     let hello = Frame::Hello {
         broker_name: shard.config.process_broker_name.clone(),
         shard: id as u16,
