@@ -395,3 +395,85 @@ fn a_slave_takes_its_masters_tables_and_offsets_and_keeps_commits_made_on_it() {
         "{groups}"
     );
 }
+
+/// A TCP relay to `target` that flips one bit of the first connection's master-to-slave
+/// stream once `corrupt_at` bytes have passed.
+fn corrupting_relay(target: String, corrupt_at: usize) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for (n, slave_side) in listener.incoming().enumerate() {
+            let Ok(slave_side) = slave_side else { return };
+            let Ok(master_side) = std::net::TcpStream::connect(&target) else {
+                continue;
+            };
+            let pump = |mut from: std::net::TcpStream,
+                        mut to: std::net::TcpStream,
+                        flip: Option<usize>| {
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 16 << 10];
+                    let mut passed = 0usize;
+                    loop {
+                        let Ok(got) = from.read(&mut buf) else { break };
+                        if got == 0 {
+                            break;
+                        }
+                        if let Some(at) = flip {
+                            if passed <= at && at < passed + got {
+                                buf[at - passed] ^= 0x04;
+                            }
+                        }
+                        passed += got;
+                        if to.write_all(&buf[..got]).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = to.shutdown(std::net::Shutdown::Both);
+                    let _ = from.shutdown(std::net::Shutdown::Both);
+                });
+            };
+            pump(
+                slave_side.try_clone().unwrap(),
+                master_side.try_clone().unwrap(),
+                None,
+            );
+            pump(master_side, slave_side, (n == 0).then_some(corrupt_at));
+        }
+    });
+    addr
+}
+
+#[test]
+fn a_corrupted_replication_frame_is_dropped_and_fetched_again() {
+    let ns_dir = tempfile::tempdir().unwrap();
+    let namesrv = Petrel::start("namesrv", ns_dir.path(), &[]);
+    let ns = namesrv.namesrv();
+    let (m_dir, s_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let master_broker = master(m_dir.path(), &ns, &[]);
+    let mut client = Client::new(&ns);
+    client
+        .create_topic(
+            &master_broker.front_door(),
+            &TopicConfig::new("Replicated", 4, 6),
+        )
+        .unwrap();
+    send(&mut client, &master_broker, 0, 200);
+    // 200 × 3 KiB over two shards: byte 150 000 of the first stream is inside its log data.
+    let relay = corrupting_relay(master_broker.ha_addr(), 150_000);
+    let slave_broker = slave(s_dir.path(), &ns, &relay);
+    assert_same_queues(&mut client, &master_broker, &slave_broker, 200);
+    let noticed = slave_broker
+        .stderr_lines()
+        .into_iter()
+        .find(|l| l.contains("crc32c mismatch") && l.contains("fetching again from"));
+    assert!(noticed.is_some(), "the slave did not report the bad frame");
+    assert!(slave_broker.terminate().success());
+    assert!(master_broker.terminate().success());
+    for shard in 0..SHARDS {
+        assert!(
+            segments(m_dir.path(), shard) == segments(s_dir.path(), shard),
+            "shard {shard}: the slave's log differs from the master's"
+        );
+    }
+}
