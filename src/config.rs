@@ -318,15 +318,11 @@ impl Config {
         }
     }
 
-    /// Keys that only make sense together: a slave has a brokerId ≥ 1 and a master to
-    /// follow; a master is brokerId 0.
+    /// Keys that only make sense together: a slave has a brokerId ≥ 1, a master 0.
     pub fn check_roles(&self) -> Result<(), String> {
         match self.broker_role {
             BrokerRole::Slave if self.broker_id == 0 => {
                 Err("brokerRole=SLAVE needs brokerId 1 or more (0 is the master)".into())
-            }
-            BrokerRole::Slave if self.ha_master_address.is_none() => {
-                Err("brokerRole=SLAVE needs haMasterAddress, the master's ip:haListenPort".into())
             }
             BrokerRole::AsyncMaster | BrokerRole::SyncMaster if self.broker_id != 0 => {
                 Err(format!(

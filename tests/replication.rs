@@ -30,19 +30,25 @@ fn master(store: &Path, namesrv: &str, extra: &[&str]) -> Petrel {
 }
 
 fn slave(store: &Path, namesrv: &str, master_ha: &str) -> Petrel {
-    Petrel::start(
-        "broker",
-        store,
-        &[
-            &format!("namesrvAddr={namesrv}"),
-            &format!("shards={SHARDS}"),
-            SEGMENT,
-            MAX_MESSAGE,
-            "brokerRole=SLAVE",
-            "brokerId=1",
-            &format!("haMasterAddress={master_ha}"),
-        ],
-    )
+    let master = format!("haMasterAddress={master_ha}");
+    slave_of(store, namesrv, Some(&master))
+}
+
+/// A slave, following `master` (`haMasterAddress=…`) or, without, the master its name server
+/// names.
+fn slave_of(store: &Path, namesrv: &str, master: Option<&str>) -> Petrel {
+    let ns = format!("namesrvAddr={namesrv}");
+    let shards = format!("shards={SHARDS}");
+    let mut props = vec![
+        ns.as_str(),
+        &shards,
+        SEGMENT,
+        MAX_MESSAGE,
+        "brokerRole=SLAVE",
+        "brokerId=1",
+    ];
+    props.extend(master);
+    Petrel::start("broker", store, &props)
 }
 
 /// Sends message `i` (3 KiB) to queue `(i / 2) % 2` of shard `i % 2`.
@@ -344,7 +350,8 @@ fn a_slave_takes_its_masters_tables_and_offsets_and_keeps_commits_made_on_it() {
     let ns = namesrv.namesrv();
     let (m_dir, s_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let master_broker = master(m_dir.path(), &ns, &[]);
-    let slave_broker = slave(s_dir.path(), &ns, &master_broker.ha_addr());
+    // No haMasterAddress: the name server names the master.
+    let slave_broker = slave_of(s_dir.path(), &ns, None);
     let mut client = Client::new(&ns);
     client
         .create_topic(
@@ -414,8 +421,7 @@ fn corrupting_relay(target: String, corrupt_at: usize) -> String {
                 std::thread::spawn(move || {
                     let mut buf = [0u8; 16 << 10];
                     let mut passed = 0usize;
-                    loop {
-                        let Ok(got) = from.read(&mut buf) else { break };
+                    while let Ok(got) = from.read(&mut buf) {
                         if got == 0 {
                             break;
                         }

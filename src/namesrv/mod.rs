@@ -46,6 +46,7 @@ impl NameServer {
             broker_name: f.str("brokerName")?.to_string(),
             broker_addr: f.str("brokerAddr")?.to_string(),
             broker_id: f.i64("brokerId")?,
+            ha_server_addr: f.opt_str("haServerAddr").unwrap_or_default().to_string(),
             timeout: f
                 .opt_i64("heartbeatTimeoutMillis")?
                 .map_or(BROKER_EXPIRY, |ms| {
@@ -67,12 +68,16 @@ impl NameServer {
             }
         };
         let topics = &body.topic_config_serialize_wrapper.topic_config_table;
-        self.routes
-            .borrow_mut()
-            .register(&reg, topics, Instant::now());
+        let mut routes = self.routes.borrow_mut();
+        routes.register(&reg, topics, Instant::now());
+        // A slave learns its master here, as RocketMQ's does.
+        let (master, ha) = match routes.master_of(&reg.broker_name) {
+            Some((addr, ha)) if reg.broker_id != 0 => (addr.to_string(), ha.to_string()),
+            _ => (String::new(), String::new()),
+        };
         Ok(RemotingCommand::response(response::SUCCESS, cmd.opaque)
-            .with_field("haServerAddr", "")
-            .with_field("masterAddr", ""))
+            .with_field("haServerAddr", ha)
+            .with_field("masterAddr", master))
     }
 
     fn unregister(&self, cmd: &RemotingCommand) -> Result<RemotingCommand, HeaderError> {

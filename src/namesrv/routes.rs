@@ -58,6 +58,8 @@ pub struct Registration {
     pub broker_name: String,
     pub broker_addr: String,
     pub broker_id: i64,
+    /// Where its slaves connect (`haServerAddr`), for a master.
+    pub ha_server_addr: String,
     pub timeout: Duration,
     /// The connection it arrived on: when that closes, the broker is gone.
     pub connection_id: u64,
@@ -66,6 +68,7 @@ pub struct Registration {
 struct Live {
     broker_name: String,
     broker_id: i64,
+    ha_server_addr: String,
     last_update: Instant,
     timeout: Duration,
     connection_id: u64,
@@ -152,8 +155,16 @@ impl Routes {
                 last_update: now,
                 timeout: reg.timeout,
                 connection_id: reg.connection_id,
+                ha_server_addr: reg.ha_server_addr.clone(),
             },
         );
+    }
+
+    /// The live master (brokerId 0) of `broker_name`: its address and its HA address.
+    pub fn master_of(&self, broker_name: &str) -> Option<(&str, &str)> {
+        let addr = self.brokers.get(broker_name)?.broker_addrs.get(&0)?;
+        let live = self.live.get(addr)?;
+        Some((addr.as_str(), live.ha_server_addr.as_str()))
     }
 
     /// Removes the broker at `addr` (UNREGISTER_BROKER, expiry, closed connection).
@@ -265,6 +276,7 @@ mod tests {
             broker_name: name.into(),
             broker_addr: addr.into(),
             broker_id: 0,
+            ha_server_addr: String::new(),
             timeout: BROKER_EXPIRY,
             connection_id: conn,
         }

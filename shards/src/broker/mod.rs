@@ -91,6 +91,8 @@ pub struct Shard {
     pub delay: schedule::DelayProgress,
     pub transactions: transaction::Transactions,
     rpc: RpcClient,
+    /// A slave's master HA address as the name servers last named it.
+    learned_master: RefCell<Option<String>>,
     register_now: Signal,
     metadata_changed: Signal,
     next_connection_id: Cell<u64>,
@@ -129,6 +131,7 @@ impl Shard {
                 "background",
             ),
             rpc: RpcClient::default(),
+            learned_master: RefCell::new(None),
             register_now: Signal::default(),
             metadata_changed: Signal::default(),
             next_connection_id: Cell::new(0),
@@ -249,6 +252,30 @@ impl Shard {
         }
         self.metadata_changed.raise();
         true
+    }
+
+    /// A slave notes the master HA address a name server gave at registration.
+    pub fn learn_master(&self, ha_addr: &str) {
+        if !self.config.replication.role.is_slave() {
+            return;
+        }
+        let mut learned = self.learned_master.borrow_mut();
+        if learned.as_deref() != Some(ha_addr) {
+            log::info!(
+                "shard {}: the name server names master {ha_addr}",
+                self.config.shard_id
+            );
+            *learned = Some(ha_addr.to_string());
+        }
+    }
+
+    /// The master a slave follows: `haMasterAddress`, else what the name servers named.
+    pub fn master_ha_addr(&self) -> Option<String> {
+        self.config
+            .replication
+            .master_ha_addr
+            .clone()
+            .or_else(|| self.learned_master.borrow().clone())
     }
 
     /// Asks the registration task to register at once.

@@ -49,7 +49,11 @@ async fn register_once(shard: &Shard) {
     for addr in &shard.config.namesrv_addrs {
         let cmd = RemotingCommand::request(request::REGISTER_BROKER, ext.clone(), body.clone());
         match shard.rpc.call(addr, cmd, REGISTER_TIMEOUT).await {
-            Ok(r) if r.code == response::SUCCESS => {}
+            Ok(r) if r.code == response::SUCCESS => {
+                if let Some(ha) = r.field("haServerAddr").filter(|a| !a.is_empty()) {
+                    shard.learn_master(ha);
+                }
+            }
             Ok(r) => log::warn!("register with {addr}: code {} {:?}", r.code, r.remark),
             Err(e) => log::warn!("register with {addr}: {e}"),
         }

@@ -68,7 +68,8 @@ pub struct ReplicationConfig {
     pub role: BrokerRole,
     /// `brokerId`: 0 for a master, ≥ 1 for a slave.
     pub broker_id: i64,
-    /// The master's HA address a slave follows (`haMasterAddress`).
+    /// The master's HA address a slave follows (`haMasterAddress`); without it, the one the
+    /// name servers give at registration.
     pub master_ha_addr: Option<String>,
     /// This process's HA address as registered (`haServerAddr`), for a master.
     pub ha_addr: Option<String>,

@@ -12,6 +12,8 @@ use crate::net::connection::dup_stream;
 
 /// Wait before connecting again after the stream ended.
 const RETRY: Duration = Duration::from_secs(1);
+/// A slave with no master to follow registers this often, to hear of one sooner.
+const ASK_MASTER_EVERY: Duration = Duration::from_secs(2);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Acknowledgements are sent as the log becomes durable, and at least this often.
 const ACK_INTERVAL: Duration = Duration::from_secs(1);
@@ -19,13 +21,18 @@ const ACK_INTERVAL: Duration = Duration::from_secs(1);
 /// Follows the master for as long as the shard runs.
 pub async fn run(shard: Rc<Shard>) {
     let id = shard.config.shard_id;
-    let Some(master) = shard.config.replication.master_ha_addr.clone() else {
-        return log::error!(
-            "shard {id}: brokerRole=SLAVE without haMasterAddress: not replicating"
-        );
-    };
     let mut last_error = String::new();
     loop {
+        let Some(master) = shard.master_ha_addr() else {
+            // Registration (every registerNameServerPeriod) tells it once a master registered.
+            if last_error.is_empty() {
+                log::info!("shard {id}: waiting for the name server to name the master");
+                last_error = "waiting".into();
+            }
+            glommio::timer::sleep(ASK_MASTER_EVERY).await;
+            shard.request_registration();
+            continue;
+        };
         match follow_once(&shard, &master).await {
             Ok(()) => last_error.clear(),
             Err(e) => {
