@@ -153,6 +153,19 @@ fn a_slave_holds_its_masters_log_byte_for_byte_serves_reads_and_catches_up_after
     send(&mut client, &master_broker, 150, 150);
     assert_same_queues(&mut client, &master_broker, &slave_broker, 300);
 
+    // clusterList shows each shard's role, and no lag once the slave caught up.
+    eventually(Duration::from_secs(20), || {
+        let out = common::admin_ok(&ns, &["clusterList"]);
+        let rows: Vec<Vec<&str>> = out
+            .lines()
+            .skip(1)
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        let roles: Vec<(&str, &str, &str)> = rows.iter().map(|r| (r[2], r[4], r[5])).collect();
+        let want = [("0", "ASYNC_MASTER", "0"), ("1", "SLAVE", "0")];
+        (rows.len() == 2 * SHARDS && roles.iter().all(|r| want.contains(r))).then_some(())
+    });
+
     // Routes list the slave as brokerId 1 of each shard's broker name.
     let route = eventually(Duration::from_secs(30), || {
         let route = client.route("Replicated").ok()?;

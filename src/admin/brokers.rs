@@ -74,3 +74,23 @@ pub fn targets(
         (None, None) => bail!("{command} needs -b brokerAddr or -c clusterName"),
     }
 }
+
+/// GET_BROKER_RUNTIME_INFO of the broker at `addr`: its `KVTable`, or None if it did not
+/// answer with one.
+pub fn runtime_info(
+    client: &mut Client,
+    addr: &str,
+) -> Option<std::collections::BTreeMap<String, String>> {
+    let reply = client
+        .call_fields(
+            addr,
+            petrel_shards::remoting::request::GET_BROKER_RUNTIME_INFO,
+            &[],
+        )
+        .ok()?;
+    if reply.code != petrel_shards::remoting::response::SUCCESS {
+        return None;
+    }
+    let kv: serde_json::Value = serde_json::from_slice(&reply.body).ok()?;
+    serde_json::from_value(kv["table"].clone()).ok()
+}

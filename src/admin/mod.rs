@@ -332,10 +332,11 @@ pub fn run(command: AdminCommand) -> anyhow::Result<()> {
             }
         }
         AdminCommand::ClusterList { ns, cluster_name } => {
-            let info = Client::new(&ns.namesrv_addr).cluster_info()?;
+            let mut client = Client::new(&ns.namesrv_addr);
+            let info = client.cluster_info()?;
             println!(
-                "{:<22}{:<22}{:<6}{:<24}",
-                "#Cluster Name", "#Broker Name", "#BID", "#Addr"
+                "{:<22}{:<22}{:<6}{:<24}{:<14}{:<12}",
+                "#Cluster Name", "#Broker Name", "#BID", "#Addr", "#Role", "#Lag(bytes)"
             );
             let clusters = info["clusterAddrTable"]
                 .as_object()
@@ -352,12 +353,22 @@ pub fn run(command: AdminCommand) -> anyhow::Result<()> {
                         .cloned()
                         .unwrap_or_default();
                     for (id, addr) in addrs {
+                        let addr = addr.as_str().unwrap_or_default();
+                        let status = brokers::runtime_info(&mut client, addr);
+                        let field = |k: &str| {
+                            status
+                                .as_ref()
+                                .and_then(|t| t.get(k))
+                                .map_or("-".to_string(), |v| v.to_string())
+                        };
                         println!(
-                            "{:<22}{:<22}{:<6}{:<24}",
+                            "{:<22}{:<22}{:<6}{:<24}{:<14}{:<12}",
                             cluster,
                             name,
                             id,
-                            addr.as_str().unwrap_or_default()
+                            addr,
+                            field("brokerRole"),
+                            field("haReplicationLagBytes")
                         );
                     }
                 }

@@ -2,6 +2,7 @@
 //! `dispatch` is the one place a request code meets its handler; anything not listed gets
 //! REQUEST_CODE_NOT_SUPPORTED, never silence.
 
+pub mod broker_status;
 pub mod client_manage;
 pub mod consume_stats;
 pub mod consumer_offsets;
@@ -58,6 +59,7 @@ pub fn dispatch(shard: &Shard, conn: &Rc<Connection>, cmd: RemotingCommand) {
         request::QUERY_MESSAGE => query_message::query_by_key(shard, &cmd),
         request::VIEW_MESSAGE_BY_ID => query_message::view_by_id(shard, &cmd),
         request::INVOKE_BROKER_TO_RESET_OFFSET => consumer_offsets::reset(shard, &cmd),
+        request::GET_BROKER_RUNTIME_INFO => broker_status::runtime_info(shard, &cmd),
         request::GET_CONSUME_STATS => consume_stats::consume_stats(shard, &cmd),
         request::CONSUMER_SEND_MSG_BACK => send_back::send_back(shard, &cmd),
         request::LOCK_BATCH_MQ => return rebalance_lock::lock_batch(shard, conn, &cmd),

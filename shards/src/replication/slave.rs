@@ -80,6 +80,7 @@ async fn follow_once(shard: &Rc<Shard>, master: &str) -> Result<(), String> {
     let mut reader = FrameReader::new(stream);
     match reader.next().await.map_err(|e| e.to_string())? {
         Frame::Welcome { master_end } => {
+            shard.store.replicated.note_master_end(master_end);
             log::info!("shard {id}: following {master} from {log_end} (master at {master_end})")
         }
         Frame::Refuse { reason } => return Err(format!("the master refused: {reason}")),
@@ -102,10 +103,16 @@ async fn apply(shard: &Shard, reader: &mut FrameReader) -> Result<(), String> {
             )
         })?;
         match frame {
-            Frame::Data { bytes, .. } if bytes.is_empty() => {}
-            Frame::Data { start, bytes, .. } => {
-                shard.store.append_replica(start, &bytes)?;
-                shard.note_replicated_topics();
+            Frame::Data {
+                start,
+                master_end,
+                bytes,
+            } => {
+                shard.store.replicated.note_master_end(master_end);
+                if !bytes.is_empty() {
+                    shard.store.append_replica(start, &bytes)?;
+                    shard.note_replicated_topics();
+                }
             }
             Frame::Seal { start } => {
                 shard.store.seal_replica(start)?;

@@ -19,6 +19,8 @@ pub struct Replicated {
     slaves: Cell<u32>,
     /// Counts the times the last slave went away, so a send waiting on it stops waiting.
     losses: Cell<u64>,
+    /// On a slave: the master's durable end, as its last frame said.
+    master_end: Cell<u64>,
 }
 
 /// How a SYNC_MASTER answers a send whose record ends at `end`.
@@ -39,6 +41,7 @@ impl Replicated {
             acked: Watermark::new(0),
             slaves: Cell::new(0),
             losses: Cell::new(0),
+            master_end: Cell::new(0),
         }
     }
 
@@ -53,6 +56,15 @@ impl Replicated {
     /// A slave is connected and no more than `MAX_GAP_IN_SYNC` behind `log_end`.
     pub fn in_sync(&self, log_end: u64) -> bool {
         self.slaves.get() > 0 && log_end.saturating_sub(self.acked.get()) <= MAX_GAP_IN_SYNC
+    }
+
+    /// On a slave: the master said its log is durable to `end`.
+    pub fn note_master_end(&self, end: u64) {
+        self.master_end.set(end);
+    }
+
+    pub fn master_end(&self) -> u64 {
+        self.master_end.get()
     }
 
     pub fn slave_connected(&self, from: u64) {

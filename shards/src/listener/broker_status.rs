@@ -1,0 +1,57 @@
+//! GET_BROKER_RUNTIME_INFO (28): a shard's state as RocketMQ's `KVTable` (`{"table":{…}}`),
+//! with RocketMQ's key names where one exists, and the shard's replication state: its role,
+//! connected slaves, the slave's acknowledged offset and how far behind the other side is.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+
+use crate::broker::Shard;
+use crate::remoting::{response, RemotingCommand};
+
+pub fn runtime_info(shard: &Shard, cmd: &RemotingCommand) -> RemotingCommand {
+    let log = shard.store.log();
+    let durable = log.durable().get();
+    let replicated = &shard.store.replicated;
+    let role = shard.config.replication.role;
+    let mut table: BTreeMap<&str, String> = BTreeMap::new();
+    table.insert("brokerVersionDesc", "V5_3_3".into());
+    table.insert("brokerActive", "true".into());
+    table.insert("commitLogMinOffset", "0".into());
+    table.insert("commitLogMaxOffset", durable.to_string());
+    table.insert(
+        "brokerRole",
+        match role {
+            crate::replication::BrokerRole::AsyncMaster => "ASYNC_MASTER",
+            crate::replication::BrokerRole::SyncMaster => "SYNC_MASTER",
+            crate::replication::BrokerRole::Slave => "SLAVE",
+        }
+        .into(),
+    );
+    if role.is_slave() {
+        let master_end = replicated.master_end();
+        table.insert(
+            "haMasterAddress",
+            shard.master_ha_addr().unwrap_or_default(),
+        );
+        table.insert("haMasterMaxOffset", master_end.to_string());
+        table.insert(
+            "haReplicationLagBytes",
+            master_end.saturating_sub(durable).to_string(),
+        );
+    } else {
+        let slaves = replicated.slaves();
+        table.insert("haSlavesConnected", slaves.to_string());
+        table.insert("haSlaveInSync", replicated.in_sync(durable).to_string());
+        if slaves > 0 {
+            table.insert("haSlaveAckOffset", replicated.acked().to_string());
+            table.insert(
+                "haReplicationLagBytes",
+                durable.saturating_sub(replicated.acked()).to_string(),
+            );
+        }
+    }
+    let body = serde_json::json!({ "table": table });
+    RemotingCommand::response(response::SUCCESS, cmd.opaque)
+        .with_body(Bytes::from(body.to_string()))
+}
