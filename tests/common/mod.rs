@@ -199,6 +199,11 @@ impl Petrel {
         self.child.id() as i32
     }
 
+    /// The exit status, if the process has ended.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().expect("wait")
+    }
+
     /// SIGTERM, then wait (bounded) for the exit status.
     pub fn terminate(mut self) -> ExitStatus {
         // SAFETY: kill(2) on our own child's pid.

@@ -59,10 +59,38 @@ pub fn key_hash(topic: &str, key: &str) -> i32 {
     }
 }
 
+/// Entry space is allocated on disk this much at a time, ahead of the entries written.
+const ALLOCATE_AHEAD_BYTES: u64 = 4 << 20;
+
+/// One index file, mapped whole. The file is sparse; no page of the map is written before
+/// its blocks are allocated (`fallocate`), so a full disk refuses an entry (the message
+/// goes unindexed, loudly) instead of faulting the process with SIGBUS.
 struct IndexFile {
     map: MmapMut,
+    file: std::fs::File,
+    /// Bytes from the start known to have blocks on disk.
+    allocated: u64,
     slots: u32,
     entries: u32,
+}
+
+/// Allocates blocks for `[from, to)` of `file`. A filesystem without fallocate cannot be
+/// protected this way: the range counts as allocated.
+fn allocate(file: &std::fs::File, from: u64, to: u64) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    if to <= from {
+        return Ok(());
+    }
+    // SAFETY: fallocate on our own open descriptor; mode 0 only allocates blocks.
+    let rc = unsafe { libc::fallocate(file.as_raw_fd(), 0, from as i64, (to - from) as i64) };
+    if rc == 0 {
+        return Ok(());
+    }
+    let e = std::io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::EOPNOTSUPP) {
+        return Ok(());
+    }
+    Err(e)
 }
 
 impl IndexFile {
@@ -80,11 +108,21 @@ impl IndexFile {
             .write(true)
             .create_new(true)
             .open(path)?;
-        file.set_len(Self::bytes_for(slots, entries))?;
+        let len = Self::bytes_for(slots, entries);
+        file.set_len(len)?;
+        let first = (HEADER_BYTES as u64 + slots as u64 * SLOT_BYTES as u64 + ALLOCATE_AHEAD_BYTES)
+            .min(len);
+        if let Err(e) = allocate(&file, 0, first) {
+            drop(file);
+            let _ = std::fs::remove_file(path);
+            return Err(e);
+        }
         // SAFETY: the file is this shard's own; nothing else maps or truncates it.
         let map = unsafe { MmapMut::map_mut(&file)? };
         let mut f = IndexFile {
             map,
+            file,
+            allocated: first,
             slots,
             entries,
         };
@@ -112,6 +150,9 @@ impl IndexFile {
         let map = unsafe { MmapMut::map_mut(&file) }.map_err(|e| bad(e.to_string()))?;
         let mut f = IndexFile {
             map,
+            file,
+            // Nothing is known allocated: the first entry added allocates what it needs.
+            allocated: 0,
             slots: 0,
             entries: 0,
         };
@@ -170,7 +211,21 @@ impl IndexFile {
         HEADER_BYTES + self.slots as usize * SLOT_BYTES + (n as usize - 1) * ENTRY_BYTES
     }
 
-    /// Adds one entry; the caller checked the file is not full.
+    /// Makes sure every page the next entry writes has blocks on disk.
+    fn ensure_room(&mut self) -> std::io::Result<()> {
+        let need = (self.entry_at(self.count()) + ENTRY_BYTES) as u64;
+        if need <= self.allocated {
+            return Ok(());
+        }
+        let len = self.map.len() as u64;
+        let to = (need + ALLOCATE_AHEAD_BYTES).min(len);
+        // From 0: the header and slot table of a file opened after a restart may be holes.
+        allocate(&self.file, 0, to)?;
+        self.allocated = to;
+        Ok(())
+    }
+
+    /// Adds one entry; the caller checked the file is not full and has room.
     fn put(&mut self, hash: i32, phy: u64, store_ms: i64) {
         let n = self.count();
         if n == 1 {
@@ -221,6 +276,8 @@ pub struct KeyIndex {
     dir: PathBuf,
     config: IndexConfig,
     files: Vec<IndexFile>,
+    /// Entries not written because their blocks could not be allocated.
+    refused: u64,
 }
 
 impl KeyIndex {
@@ -248,6 +305,7 @@ impl KeyIndex {
             dir: dir.to_path_buf(),
             config,
             files,
+            refused: 0,
         })
     }
 
@@ -284,16 +342,23 @@ impl KeyIndex {
             let path = self.dir.join(format!("{phy:020}_{:06}", self.files.len()));
             match IndexFile::create(&path, self.config.slots, self.config.entries) {
                 Ok(f) => self.files.push(f),
-                Err(e) => {
-                    log::error!("index file {}: {e}; message not indexed", path.display());
-                    return;
-                }
+                Err(e) => return self.refuse(&format!("index file {}: {e}", path.display())),
             }
         }
-        self.files
-            .last_mut()
-            .expect("a file was opened above")
-            .put(hash, phy, store_ms);
+        let file = self.files.last_mut().expect("a file was opened above");
+        if let Err(e) = file.ensure_room() {
+            return self.refuse(&format!("index {}: {e}", self.dir.display()));
+        }
+        file.put(hash, phy, store_ms);
+    }
+
+    /// Counts an entry that could not be written, with one line per power of two: a full
+    /// disk refuses every message.
+    fn refuse(&mut self, why: &str) {
+        self.refused += 1;
+        if self.refused.is_power_of_two() {
+            log::error!("{why}; {} index entries not written so far", self.refused);
+        }
     }
 
     /// Candidate physical offsets for `topic#key` stored within [begin_ms, end_ms], newest
