@@ -133,29 +133,79 @@ fn segments(store: &Path, shard: usize) -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
-#[test]
-fn a_slave_holds_its_masters_log_byte_for_byte_serves_reads_and_catches_up_after_a_crash() {
+/// A name server and the stores of a master and its slave.
+struct Stage {
+    ns: String,
+    m_dir: tempfile::TempDir,
+    s_dir: tempfile::TempDir,
+    _namesrv: Petrel,
+    _ns_dir: tempfile::TempDir,
+}
+
+impl Stage {
+    /// The name server's address, both stores, and a client of the name server.
+    fn parts(&self) -> (&str, &Path, &Path, Client) {
+        (
+            &self.ns,
+            self.m_dir.path(),
+            self.s_dir.path(),
+            Client::new(&self.ns),
+        )
+    }
+}
+
+/// Starts a name server and a master (with `extra` in its config) that has the topic
+/// `Replicated`: 4 queues, 2 on each shard.
+fn stage(extra: &[&str]) -> (Stage, Petrel) {
     let ns_dir = tempfile::tempdir().unwrap();
     let namesrv = Petrel::start("namesrv", ns_dir.path(), &[]);
     let ns = namesrv.namesrv();
-    let (m_dir, s_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let master_broker = master(m_dir.path(), &ns, &[]);
-    let mut client = Client::new(&ns);
-    client
+    let m_dir = tempfile::tempdir().unwrap();
+    let master_broker = master(m_dir.path(), &ns, extra);
+    Client::new(&ns)
         .create_topic(
             &master_broker.front_door(),
             &TopicConfig::new("Replicated", 4, 6),
         )
         .unwrap();
+    let stage = Stage {
+        ns,
+        m_dir,
+        s_dir: tempfile::tempdir().unwrap(),
+        _namesrv: namesrv,
+        _ns_dir: ns_dir,
+    };
+    (stage, master_broker)
+}
+
+/// Both stores hold the same commit-log bytes at the same offsets, segment for segment.
+fn assert_same_segments(m_dir: &Path, s_dir: &Path) {
+    for shard in 0..SHARDS {
+        let (m, s) = (segments(m_dir, shard), segments(s_dir, shard));
+        assert_eq!(
+            m.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            s.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            "shard {shard}: segment names"
+        );
+        for ((name, a), (_, b)) in m.iter().zip(&s) {
+            assert!(a == b, "shard {shard} segment {name} differs");
+        }
+    }
+}
+
+#[test]
+fn a_slave_holds_its_masters_log_byte_for_byte_serves_reads_and_catches_up_after_a_crash() {
+    let (stage, master_broker) = stage(&[]);
+    let (ns, m_dir, s_dir, mut client) = stage.parts();
     // Messages from before the slave existed reach it too.
     send(&mut client, &master_broker, 0, 150);
-    let slave_broker = slave(s_dir.path(), &ns, &master_broker.ha_addr());
+    let slave_broker = slave(s_dir, ns, &master_broker.ha_addr());
     send(&mut client, &master_broker, 150, 150);
     assert_same_queues(&mut client, &master_broker, &slave_broker, 300);
 
     // clusterList shows each shard's role, and no lag once the slave caught up.
     eventually(Duration::from_secs(20), || {
-        let out = common::admin_ok(&ns, &["clusterList"]);
+        let out = common::admin_ok(ns, &["clusterList"]);
         let rows: Vec<Vec<&str>> = out
             .lines()
             .skip(1)
@@ -198,7 +248,7 @@ fn a_slave_holds_its_masters_log_byte_for_byte_serves_reads_and_catches_up_after
     // Killed, it starts again from its own log end and catches up.
     slave_broker.kill9();
     send(&mut client, &master_broker, 300, 150);
-    let slave_broker = slave(s_dir.path(), &ns, &master_broker.ha_addr());
+    let slave_broker = slave(s_dir, ns, &master_broker.ha_addr());
     send(&mut client, &master_broker, 450, 50);
     assert_same_queues(&mut client, &master_broker, &slave_broker, 500);
 
@@ -207,29 +257,20 @@ fn a_slave_holds_its_masters_log_byte_for_byte_serves_reads_and_catches_up_after
     assert!(slave_broker.terminate().success());
     assert!(master_broker.terminate().success());
     for shard in 0..SHARDS {
-        let (m, s) = (segments(m_dir.path(), shard), segments(s_dir.path(), shard));
-        assert!(m.len() >= 3, "shard {shard}: {} segments", m.len());
-        assert_eq!(
-            m.iter().map(|(n, _)| n).collect::<Vec<_>>(),
-            s.iter().map(|(n, _)| n).collect::<Vec<_>>()
-        );
-        for ((name, a), (_, b)) in m.iter().zip(&s) {
-            assert!(a == b, "shard {shard} segment {name} differs");
-        }
+        let count = segments(m_dir, shard).len();
+        assert!(count >= 3, "shard {shard}: {count} segments");
     }
+    assert_same_segments(m_dir, s_dir);
 }
 
 #[test]
 fn a_slave_that_does_not_match_its_master_is_refused_with_the_reason() {
-    let ns_dir = tempfile::tempdir().unwrap();
-    let namesrv = Petrel::start("namesrv", ns_dir.path(), &[]);
-    let ns = namesrv.namesrv();
-    let (m_dir, s_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let master_broker = master(m_dir.path(), &ns, &[]);
+    let (stage, master_broker) = stage(&[]);
+    let (ns, s_dir) = (&stage.ns, stage.s_dir.path());
     // Another segment size: the logs could not hold the same bytes at the same offsets.
     let slave_broker = Petrel::start(
         "broker",
-        s_dir.path(),
+        s_dir,
         &[
             &format!("namesrvAddr={ns}"),
             &format!("shards={SHARDS}"),
@@ -270,25 +311,11 @@ fn a_slave_that_does_not_match_its_master_is_refused_with_the_reason() {
 
 #[test]
 fn a_sync_master_answers_once_its_slave_holds_a_message_and_says_when_it_cannot() {
-    let ns_dir = tempfile::tempdir().unwrap();
-    let namesrv = Petrel::start("namesrv", ns_dir.path(), &[]);
-    let ns = namesrv.namesrv();
-    let (m_dir, s_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let master_broker = master(
-        m_dir.path(),
-        &ns,
-        &["brokerRole=SYNC_MASTER", "syncFlushTimeout=2000"],
-    );
-    let mut client = Client::new(&ns);
-    client
-        .create_topic(
-            &master_broker.front_door(),
-            &TopicConfig::new("Replicated", 4, 6),
-        )
-        .unwrap();
+    let (stage, master_broker) = stage(&["brokerRole=SYNC_MASTER", "syncFlushTimeout=2000"]);
+    let (ns, s_dir, mut client) = (&stage.ns, stage.s_dir.path(), Client::new(&stage.ns));
     // No slave yet: stored on the master alone, and said so.
     assert_eq!(send_one(&mut client, &master_broker, 0).code, 11);
-    let slave_broker = slave(s_dir.path(), &ns, &master_broker.ha_addr());
+    let slave_broker = slave(s_dir, ns, &master_broker.ha_addr());
     let mut i = 1;
     eventually(Duration::from_secs(20), || {
         i += 1;
@@ -317,7 +344,7 @@ fn a_sync_master_answers_once_its_slave_holds_a_message_and_says_when_it_cannot(
     }
     assert!(codes.iter().all(|c| *c == 11 || *c == 12), "{codes:?}");
     // Back, it catches up with everything, including what only the master held.
-    let slave_broker = slave(s_dir.path(), &ns, &master_broker.ha_addr());
+    let slave_broker = slave(s_dir, ns, &master_broker.ha_addr());
     eventually(Duration::from_secs(20), || {
         i += 1;
         (send_one(&mut client, &master_broker, i - 1).code == response::SUCCESS).then_some(())
@@ -358,22 +385,12 @@ fn commit(client: &mut Client, addr: &str, queue_id: i32, offset: i64) {
 
 #[test]
 fn a_slave_takes_its_masters_tables_and_offsets_and_keeps_commits_made_on_it() {
-    let ns_dir = tempfile::tempdir().unwrap();
-    let namesrv = Petrel::start("namesrv", ns_dir.path(), &[]);
-    let ns = namesrv.namesrv();
-    let (m_dir, s_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let master_broker = master(m_dir.path(), &ns, &[]);
+    let (stage, master_broker) = stage(&[]);
+    let (ns, s_dir, mut client) = (&stage.ns, stage.s_dir.path(), Client::new(&stage.ns));
     // No haMasterAddress: the name server names the master.
-    let slave_broker = slave_of(s_dir.path(), &ns, None);
-    let mut client = Client::new(&ns);
-    client
-        .create_topic(
-            &master_broker.front_door(),
-            &TopicConfig::new("Replicated", 4, 6),
-        )
-        .unwrap();
+    let slave_broker = slave_of(s_dir, ns, None);
     common::admin_ok(
-        &ns,
+        ns,
         &[
             "updateSubGroup",
             "-b",
@@ -396,7 +413,7 @@ fn a_slave_takes_its_masters_tables_and_offsets_and_keeps_commits_made_on_it() {
     assert!(master_broker.terminate().success());
     commit(&mut client, &s_addr, 1, 2);
     assert!(slave_broker.terminate().success());
-    let slave_broker = slave(s_dir.path(), &ns, "127.0.0.1:9");
+    let slave_broker = slave(s_dir, ns, "127.0.0.1:9");
     let (_, s_addr) = slave_broker.brokers()[0].clone();
     assert_eq!(committed(&mut client, &s_addr, 0), Some(3));
     assert_eq!(committed(&mut client, &s_addr, 1), Some(2));
@@ -407,8 +424,7 @@ fn a_slave_takes_its_masters_tables_and_offsets_and_keeps_commits_made_on_it() {
     let topic = &topics["topicConfigTable"]["Replicated"];
     assert_eq!(topic["writeQueueNums"], 2, "{topics}");
     assert_eq!(topic["perm"], 6, "{topics}");
-    let groups =
-        std::fs::read_to_string(s_dir.path().join("shard-1/subscriptionGroup.json")).unwrap();
+    let groups = std::fs::read_to_string(s_dir.join("shard-1/subscriptionGroup.json")).unwrap();
     let groups: serde_json::Value = serde_json::from_str(&groups).unwrap();
     assert_eq!(
         groups["subscriptionGroupTable"]["GTables"]["retryMaxTimes"], 7,
@@ -465,22 +481,12 @@ fn corrupting_relay(target: String, corrupt_at: usize) -> String {
 
 #[test]
 fn a_corrupted_replication_frame_is_dropped_and_fetched_again() {
-    let ns_dir = tempfile::tempdir().unwrap();
-    let namesrv = Petrel::start("namesrv", ns_dir.path(), &[]);
-    let ns = namesrv.namesrv();
-    let (m_dir, s_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let master_broker = master(m_dir.path(), &ns, &[]);
-    let mut client = Client::new(&ns);
-    client
-        .create_topic(
-            &master_broker.front_door(),
-            &TopicConfig::new("Replicated", 4, 6),
-        )
-        .unwrap();
+    let (stage, master_broker) = stage(&[]);
+    let (ns, m_dir, s_dir, mut client) = stage.parts();
     send(&mut client, &master_broker, 0, 200);
     // 200 × 3 KiB over two shards: byte 150 000 of the first stream is inside its log data.
     let relay = corrupting_relay(master_broker.ha_addr(), 150_000);
-    let slave_broker = slave(s_dir.path(), &ns, &relay);
+    let slave_broker = slave(s_dir, ns, &relay);
     assert_same_queues(&mut client, &master_broker, &slave_broker, 200);
     let noticed = slave_broker
         .stderr_lines()
@@ -489,10 +495,5 @@ fn a_corrupted_replication_frame_is_dropped_and_fetched_again() {
     assert!(noticed.is_some(), "the slave did not report the bad frame");
     assert!(slave_broker.terminate().success());
     assert!(master_broker.terminate().success());
-    for shard in 0..SHARDS {
-        assert!(
-            segments(m_dir.path(), shard) == segments(s_dir.path(), shard),
-            "shard {shard}: the slave's log differs from the master's"
-        );
-    }
+    assert_same_segments(m_dir, s_dir);
 }
