@@ -322,15 +322,13 @@ impl Shard {
     /// reachable.
     pub fn reconcile_topics_with_log(&self) {
         for (topic, queues) in self.topics_missing_from_table() {
-            if self.meta.borrow().topics.deleted_topics.contains(&topic) {
-                continue;
-            }
             log::warn!("shard {}: topic {topic} has messages in {queues} queues but no config; recreating it", self.config.shard_id);
             self.put_topic(TopicConfig::new(&topic, queues, metadata::perm::READ_WRITE));
         }
     }
 
     /// A slave creates the topics (and queues) its master's log brought, so it serves them.
+    /// Topics the master deleted (their messages stay in the log) are not brought back.
     pub fn note_replicated_topics(&self) {
         for (topic, queues) in self.topics_missing_from_table() {
             log::info!(
@@ -366,13 +364,15 @@ impl Shard {
         }
     }
 
-    /// Topics with queues in the store that the table lacks or has fewer of.
+    /// Topics with queues in the store that the table lacks or has fewer of, except those
+    /// deleted (their messages stay in the log).
     fn topics_missing_from_table(&self) -> Vec<(String, i32)> {
         let meta = self.meta.borrow();
         self.store
             .queues()
             .topics()
             .map(|(topic, queues)| (topic, queues.len() as i32))
+            .filter(|(topic, _)| !meta.topics.deleted_topics.contains(*topic))
             .filter(|(topic, queues)| meta.topic(topic).is_none_or(|t| t.queue_count() < *queues))
             .map(|(topic, queues)| (topic.clone(), queues))
             .collect()
