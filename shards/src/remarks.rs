@@ -61,3 +61,7 @@ pub fn no_message_at_offset(offset: i64) -> String {
 pub fn slave_refuses_writes(broker_name: &str) -> String {
     format!("service not available now: {broker_name} is a slave (brokerRole=SLAVE); messages are put to its master")
 }
+
+/// A write refused because the commit log cannot grow (RocketMQ's SERVICE_NOT_AVAILABLE).
+pub const DISK_FULL: &str =
+    "service not available now, maybe disk full: the commit log cannot grow; writes resume once space is back";

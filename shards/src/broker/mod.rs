@@ -381,6 +381,9 @@ impl Shard {
     /// Runs the shard's background tasks until the executor ends.
     pub fn spawn_background(self: &Rc<Self>) {
         glommio::spawn_local(self.store.clone().run_writer()).detach();
+        glommio::spawn_local_into(self.store.log().clone().run_preallocator(), self.background)
+            .expect("the background queue exists")
+            .detach();
         glommio::spawn_local(self.store.clone().run_flusher(self.config.flush_interval)).detach();
         glommio::spawn_local(
             self.store

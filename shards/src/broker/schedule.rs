@@ -76,6 +76,10 @@ pub fn deliver_due(shard: &Shard, now_ms: i64) {
     for (index, delay) in shard.config.delay_levels.iter().enumerate() {
         let level = index as i32 + 1;
         loop {
+            // A full disk holds delivery back; what is due goes out once space is back.
+            if !shard.store.writable() {
+                return;
+            }
             let mut progress = shard.delay.borrow_mut();
             let offsets = &mut progress.offset_table;
             let min = shard.store.min_offset(SCHEDULE_TOPIC, index as i32);

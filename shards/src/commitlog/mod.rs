@@ -71,6 +71,11 @@ pub struct CommitLog {
     /// Everything below this offset has been fdatasync'ed.
     synced: std::cell::Cell<u64>,
     wake_writer: Signal,
+    /// Wakes the preallocator: the log end crossed half a segment.
+    want_segment: Signal,
+    /// The last preallocation failed (a full disk): appends that need the missing segment
+    /// are refused until one succeeds.
+    preallocation_failed: std::cell::Cell<bool>,
 }
 
 impl CommitLog {
@@ -95,11 +100,27 @@ impl CommitLog {
         )]
         std::fs::create_dir_all(&config.dir).map_err(io)?;
         let bases = list_segments(&config.dir).map_err(io)?;
+        let mut opened = Vec::with_capacity(bases.len());
+        for base in bases.iter().copied() {
+            opened.push(Segment::open(&config.dir, base, config.segment_bytes).await?);
+        }
+        // Segments preallocated ahead of the log end hold nothing yet: the log ends in the
+        // last segment that has an entry (or is the first).
+        let written = |s: &Segment| {
+            s.bytes()
+                .get(..BLANK_BYTES)
+                .is_some_and(|b| b.iter().any(|x| *x != 0))
+        };
+        let last_written = opened.iter().rposition(written).unwrap_or(0);
         let mut segments = Vec::new();
         let mut end = 0u64;
-        for (i, base) in bases.iter().copied().enumerate() {
-            let segment = Segment::open(&config.dir, base, config.segment_bytes).await?;
-            let last = i + 1 == bases.len();
+        for (i, segment) in opened.into_iter().enumerate() {
+            let base = segment.base;
+            if i > last_written {
+                segments.push(segment);
+                continue;
+            }
+            let last = i == last_written;
             if !last && base + segment.len() <= scan_from {
                 end = base + segment.len();
                 segments.push(segment);
@@ -145,6 +166,8 @@ impl CommitLog {
             durable: Rc::new(Watermark::new(end)),
             synced: std::cell::Cell::new(end),
             wake_writer: Signal::default(),
+            want_segment: Signal::default(),
+            preallocation_failed: std::cell::Cell::new(false),
         };
         Ok(Rc::new(log))
     }
@@ -202,10 +225,95 @@ impl CommitLog {
         );
         entry::push_trailer(&mut pending.bytes, start);
         let end = offset + entry_bytes(record_bytes) as u64;
+        let half = segment_bytes / 2;
+        if offset % segment_bytes < half && end % segment_bytes >= half {
+            self.want_segment.raise();
+        }
         self.reserved_end.set(end);
         drop(pending);
         self.wake_writer.raise();
         (offset, end)
+    }
+
+    fn has_segment(&self, base: u64) -> bool {
+        self.segments.borrow().iter().rev().any(|s| s.base == base)
+    }
+
+    /// Whether an append of up to `headroom()` bytes can be taken now: the log has not failed,
+    /// and the segments it would land in exist, unless nothing says they cannot be made. Once
+    /// a preallocation failed (a full disk), appends that need the missing segment are refused
+    /// before they take an offset, instead of failing the log when it is written.
+    pub fn writable(&self) -> bool {
+        if self.durable.failed() {
+            return false;
+        }
+        if !self.preallocation_failed.get() {
+            return true;
+        }
+        let segment_bytes = self.config.segment_bytes;
+        let end = self.reserved_end.get();
+        let base = end - end % segment_bytes;
+        let remaining = base + segment_bytes - end;
+        self.has_segment(base)
+            && (remaining >= self.headroom() || self.has_segment(base + segment_bytes))
+    }
+
+    /// Room a request may need in the current segment: two of the largest records.
+    fn headroom(&self) -> u64 {
+        (2 * self.record_bytes_max() as u64 + BLANK_BYTES as u64).min(self.config.segment_bytes / 2)
+    }
+
+    /// Makes the segment the log end lies in, and the next one once the end is past half of
+    /// the current, ahead of the writer, so a full disk shows before an append needs the
+    /// space. A failure is retried every second; appends resume once one succeeds.
+    pub async fn run_preallocator(self: Rc<Self>) {
+        let segment_bytes = self.config.segment_bytes;
+        let mut failures = 0u64;
+        loop {
+            let end = self.reserved_end.get();
+            let base = end - end % segment_bytes;
+            let want = if !self.has_segment(base) {
+                Some(base)
+            } else if end - base >= segment_bytes / 2 && !self.has_segment(base + segment_bytes) {
+                Some(base + segment_bytes)
+            } else {
+                None
+            };
+            let Some(want) = want else {
+                futures_lite::future::or(
+                    self.want_segment.wait(),
+                    glommio::timer::sleep(std::time::Duration::from_secs(1)),
+                )
+                .await;
+                continue;
+            };
+            match Segment::open(&self.config.dir, want, segment_bytes).await {
+                Ok(segment) => {
+                    if failures > 0 {
+                        log::info!(
+                            "commit log {}: segment {want} preallocated after {failures} failed attempts; appends resume",
+                            self.config.dir.display()
+                        );
+                    }
+                    failures = 0;
+                    self.preallocation_failed.set(false);
+                    if !self.has_segment(want) {
+                        let mut segments = self.segments.borrow_mut();
+                        let at = segments.partition_point(|s| s.base < want);
+                        segments.insert(at, segment);
+                    }
+                }
+                Err(e) => {
+                    failures += 1;
+                    self.preallocation_failed.set(true);
+                    if failures.is_power_of_two() {
+                        log::error!("{e}; appends that need segment {want} are refused ({failures} attempts)");
+                    }
+                    segment::discard_empty(&self.config.dir, want);
+                    glommio::timer::sleep(std::time::Duration::from_secs(1)).await;
+                }
+            }
+        }
     }
 
     /// Appends entries copied from a master's log at the same offset (a slave's replica):

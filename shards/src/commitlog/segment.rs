@@ -79,6 +79,19 @@ impl Segment {
     }
 }
 
+/// Removes the file of segment `base` if a failed preallocation left it empty, so that a
+/// restart does not find a segment that holds nothing.
+pub fn discard_empty(dir: &Path, base: u64) {
+    let path = dir.join(segment_name(base));
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "a metadata call and an unlink after a failed preallocation, rare"
+    )]
+    if std::fs::metadata(&path).is_ok_and(|m| m.len() == 0) {
+        let _ = std::fs::remove_file(&path);
+    }
+}
+
 fn map_file(path: &Path, bytes: u64) -> std::io::Result<Mmap> {
     #[allow(
         clippy::disallowed_methods,

@@ -120,3 +120,36 @@ fn reopen_from_a_checkpoint_scans_only_what_follows_it() {
         assert_eq!(log.synced_end(), end);
     });
 }
+
+#[test]
+fn a_segment_preallocated_ahead_of_the_end_is_not_taken_for_the_end_on_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    run(move || async move {
+        let log = CommitLog::open(config(&path, FlushDiskType::Sync), 0, |_, _| {})
+            .await
+            .unwrap();
+        // Past half of the first segment, the preallocator makes the second one.
+        append_n(&log, 8, 300).await;
+        let end = log.durable().get();
+        assert!(end > 2048 && end < 4096, "end {end}");
+        glommio::spawn_local(log.clone().run_preallocator()).detach();
+        let next = path.join("commitlog").join(segment::segment_name(4096));
+        for _ in 0..100 {
+            if std::fs::metadata(&next).is_ok_and(|m| m.len() == 4096) {
+                break;
+            }
+            glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(std::fs::metadata(&next).is_ok_and(|m| m.len() == 4096));
+        drop(log);
+        // Reopened, the log ends where it did, inside the first segment.
+        let mut seen = 0;
+        let log = CommitLog::open(config(&path, FlushDiskType::Sync), 0, |_, _| seen += 1)
+            .await
+            .unwrap();
+        assert_eq!(seen, 8);
+        assert_eq!(log.reserved_end(), end);
+        assert!(log.writable());
+    });
+}

@@ -39,6 +39,16 @@ pub fn dispatch(shard: &Shard, conn: &Rc<Connection>, cmd: RemotingCommand) {
         }
         return;
     }
+    // A full disk refuses writes before they take an offset (F29); reads go on.
+    if writes_the_log(cmd.code) && !shard.store.writable() {
+        if !cmd.is_oneway() {
+            conn.send(
+                &RemotingCommand::response(response::SERVICE_NOT_AVAILABLE, cmd.opaque)
+                    .with_remark(remarks::DISK_FULL),
+            );
+        }
+        return;
+    }
     let reply = match cmd.code {
         request::SEND_MESSAGE | request::SEND_MESSAGE_V2 | request::SEND_BATCH_MESSAGE => {
             return send_message::handle(shard, conn, &cmd)

@@ -39,6 +39,11 @@ impl Watermark {
         self.wake_all();
     }
 
+    /// Whether `fail` was called.
+    pub fn failed(&self) -> bool {
+        self.failed.get()
+    }
+
     /// The mark will never rise again: every waiter gets `Failed`.
     pub fn fail(&self) {
         self.failed.set(true);

@@ -193,6 +193,11 @@ impl Store {
         &self.log
     }
 
+    /// Whether appends are taken now (see `CommitLog::writable`); every writer asks first.
+    pub fn writable(&self) -> bool {
+        self.log.writable()
+    }
+
     /// Largest record the log accepts.
     pub fn record_bytes_max(&self) -> usize {
         self.log.record_bytes_max()
