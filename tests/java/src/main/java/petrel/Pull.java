@@ -4,13 +4,21 @@ import java.util.ArrayList;
 import java.util.Collection;
 import java.util.List;
 import org.apache.rocketmq.client.consumer.DefaultLitePullConsumer;
+import org.apache.rocketmq.common.consumer.ConsumeFromWhere;
 import org.apache.rocketmq.common.message.MessageExt;
 import org.apache.rocketmq.common.message.MessageQueue;
 
 /**
  * pull &lt;namesrv&gt; &lt;group&gt; &lt;topic&gt; &lt;timeoutSec&gt; [expect] — reads every queue of the topic
- * from its minimum offset with DefaultLitePullConsumer in assign mode (LITE_PULL_MESSAGE);
- * autoCommit is off and nothing is committed, so the group's offsets are untouched. With
+ * from offset 0 with DefaultLitePullConsumer in assign mode (LITE_PULL_MESSAGE); autoCommit is
+ * off and nothing is committed, so the group's offsets are untouched and a group with no
+ * committed offset starts each queue at its first offset (CONSUME_FROM_FIRST_OFFSET).
+ *
+ * <p>It deliberately does not seekToBegin(): assign() has already started a pull task per
+ * queue, and DefaultLitePullConsumerImpl.seek() races it. The old task, past its cancelled
+ * check, can take the seek offset in nextPullOffset() and drop it, leaving the new task to
+ * pull from where the old one had got to (the end of the queue): the queue is then never
+ * read from the start. Its interrupt also closes the shared connection under other requests. With
  * {@code expect} &gt; 0 it stops once that many distinct messages arrived (or at the timeout);
  * without, after 3 s with no message.
  */
@@ -33,13 +41,13 @@ final class Pull {
         consumer.setNamesrvAddr(namesrv);
         consumer.setVipChannelEnabled(false);
         consumer.setAutoCommit(false);
+        consumer.setConsumeFromWhere(ConsumeFromWhere.CONSUME_FROM_FIRST_OFFSET);
         consumer.start();
         int received = 0;
         try {
             Collection<MessageQueue> queues = consumer.fetchMessageQueues(topic);
             List<MessageQueue> list = new ArrayList<>(queues);
             consumer.assign(list);
-            for (MessageQueue mq : list) seekToBegin(consumer, mq);
 
             long deadline = System.currentTimeMillis() + timeoutSec * 1000L;
             long last = System.currentTimeMillis();
@@ -65,23 +73,5 @@ final class Pull {
         }
         Json.emit(Json.obj("done", true, "received", received));
         return 0;
-    }
-
-    /**
-     * seekToBegin, tried again if it fails the client's own way: seeking cancels the pull
-     * tasks assign() started, an interrupted task reports a failed send and closes the shared
-     * connection, and a seek in flight on it fails with "send request ... failed"
-     * (DefaultLitePullConsumerImpl against any broker).
-     */
-    private static void seekToBegin(DefaultLitePullConsumer consumer, MessageQueue mq) throws Exception {
-        for (int attempt = 1; ; attempt++) {
-            try {
-                consumer.seekToBegin(mq);
-                return;
-            } catch (org.apache.rocketmq.client.exception.MQClientException e) {
-                if (attempt == 3) throw e;
-                System.err.println("pull: seekToBegin " + mq + " failed (" + e.getMessage() + "), again");
-            }
-        }
     }
 }
