@@ -8,6 +8,7 @@ use petrel_shards::broker::schedule;
 use petrel_shards::broker::transaction::TransactionConfig;
 use petrel_shards::commitlog::FlushDiskType;
 use petrel_shards::index::IndexConfig;
+use petrel_shards::net::connection::ConnectionLimits;
 use petrel_shards::replication::BrokerRole;
 
 #[derive(Debug, thiserror::Error)]
@@ -53,7 +54,8 @@ pub struct Config {
     pub register_name_server_period: Duration,
     pub long_polling_enable: bool,
     pub short_polling_time_mills: Duration,
-    pub frame_max_length: u32,
+    /// `frameMaxLength`, `frameReadTimeoutMillis`, `serverChannelMaxIdleTimeSeconds`.
+    pub connection: ConnectionLimits,
     pub message_delay_level: Vec<Duration>,
     /// `transactionTimeOut`, `transactionCheckMax`, `transactionCheckInterval`,
     /// `rejectTransactionMessage`.
@@ -108,7 +110,7 @@ impl Default for Config {
             register_name_server_period: Duration::from_secs(30),
             long_polling_enable: true,
             short_polling_time_mills: Duration::from_millis(1000),
-            frame_max_length: 16 << 20,
+            connection: ConnectionLimits::default(),
             message_delay_level: schedule::parse_levels(schedule::DEFAULT_LEVELS)
                 .expect("the default levels parse"),
             order_message_enable: false,
@@ -241,7 +243,13 @@ impl Config {
             }
             "longPollingEnable" => self.long_polling_enable = parse(key, v)?,
             "shortPollingTimeMills" => self.short_polling_time_mills = millis(key, v)?,
-            "frameMaxLength" => self.frame_max_length = bounded(key, v, 1u32 << 16, 1 << 30)?,
+            "frameMaxLength" => {
+                self.connection.frame_bytes_max = bounded(key, v, 1u32 << 16, 1 << 30)?
+            }
+            "frameReadTimeoutMillis" => self.connection.frame_read_timeout = millis(key, v)?,
+            "serverChannelMaxIdleTimeSeconds" => {
+                self.connection.idle_timeout = Duration::from_secs(bounded(key, v, 1u64, 86_400)?)
+            }
             _ => return Err(ConfigError::UnknownKey(key.to_string())),
         }
         Ok(())

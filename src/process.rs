@@ -138,7 +138,7 @@ pub fn run(role: Role, config: Config) -> anyhow::Result<()> {
             listener,
             shutdown,
             ready: ready_tx.clone(),
-            frame_bytes_max: config.frame_max_length,
+            connection: config.connection,
             kv,
             order_message_enable: config.order_message_enable,
         })?;
@@ -184,7 +184,7 @@ pub fn run(role: Role, config: Config) -> anyhow::Result<()> {
                 region_id: config.region_id.clone(),
                 trace_topic_enable: config.trace_topic_enable,
                 register_interval: config.register_name_server_period,
-                frame_bytes_max: config.frame_max_length,
+                connection: config.connection,
                 long_polling_enable: config.long_polling_enable,
                 short_polling_time: config.short_polling_time_mills,
                 delay_levels: config.message_delay_level.clone(),

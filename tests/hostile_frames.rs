@@ -185,3 +185,93 @@ fn a_client_that_never_reads_is_held_back_and_others_are_served() {
         .unwrap();
     assert_eq!(reply.code, 0);
 }
+
+/// Waits until the broker closes `s`, and says how long that took.
+fn time_to_close(s: &mut TcpStream, started: std::time::Instant) -> Duration {
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return started.elapsed(),
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return started.elapsed(),
+            Err(e) => panic!("the connection was not closed within 20 s: {e}"),
+        }
+    }
+}
+
+#[test]
+fn stalled_frames_and_idle_connections_are_closed_and_active_ones_are_not() {
+    use std::time::Instant;
+    let dir = tempfile::tempdir().unwrap();
+    let petrel = Petrel::start(
+        "standalone",
+        dir.path(),
+        &[
+            "frameReadTimeoutMillis=600",
+            "serverChannelMaxIdleTimeSeconds=3",
+        ],
+    );
+    let (_, addr) = petrel.brokers()[0].clone();
+    // Each watched connection gets a thread that reads until the server closes it.
+    let watch = |mut s: TcpStream| {
+        let started = Instant::now();
+        std::thread::spawn(move || time_to_close(&mut s, started))
+    };
+
+    // A frame announced as 100 KiB, 10 bytes of it sent, then nothing.
+    let mut stalled = TcpStream::connect(&addr).unwrap();
+    stalled.write_all(&(100u32 << 10).to_be_bytes()).unwrap();
+    stalled.write_all(&[0; 10]).unwrap();
+    let stalled = watch(stalled);
+    // One byte every 200 ms: trickling does not extend the frame's deadline.
+    let mut trickle = TcpStream::connect(&addr).unwrap();
+    trickle.write_all(&(100u32 << 10).to_be_bytes()).unwrap();
+    let trickled = watch(trickle.try_clone().unwrap());
+    std::thread::spawn(move || {
+        for _ in 0..50 {
+            if trickle.write_all(&[0]).is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    });
+    // Connected and silent, on the broker and on the name server.
+    let idle = watch(TcpStream::connect(&addr).unwrap());
+    let idle_ns = watch(TcpStream::connect(petrel.namesrv()).unwrap());
+
+    // An active connection, one request a second for longer than the idle timeout.
+    let mut active = Connection::connect(&addr, Duration::from_secs(10)).unwrap();
+    let mut ext = ExtFields::new();
+    ext.insert("topic", "TBW102");
+    ext.insert("queueId", "0");
+    for _ in 0..5 {
+        let reply = active
+            .call(RemotingCommand::request(
+                request::GET_MIN_OFFSET,
+                ext.clone(),
+                Bytes::new(),
+            ))
+            .expect("an active connection stays open");
+        assert_eq!(reply.code, 0);
+        std::thread::sleep(Duration::from_secs(1));
+    }
+
+    let t = stalled.join().unwrap();
+    assert!(
+        (Duration::from_millis(550)..Duration::from_millis(2500)).contains(&t),
+        "a stalled frame's connection closed after {t:?}"
+    );
+    let t = trickled.join().unwrap();
+    assert!(
+        (Duration::from_millis(550)..Duration::from_millis(2500)).contains(&t),
+        "a trickled frame's connection closed after {t:?}"
+    );
+    for (name, idle) in [("broker", idle), ("name server", idle_ns)] {
+        let t = idle.join().unwrap();
+        assert!(
+            (Duration::from_millis(2900)..Duration::from_secs(8)).contains(&t),
+            "idle {name} connection closed after {t:?}"
+        );
+    }
+}

@@ -208,7 +208,7 @@ pub struct NamesrvStart {
     pub listener: OwnedFd,
     pub shutdown: OwnedFd,
     pub ready: Sender<(usize, Result<(), String>)>,
-    pub frame_bytes_max: u32,
+    pub connection: ConnectionLimits,
     /// `kvConfigPath`, already read.
     pub kv: KvConfig,
     /// `orderMessageEnable`: routes carry `orderTopicConf`.
@@ -257,9 +257,7 @@ async fn serve(start: NamesrvStart) {
         })
     };
     let listener = into_glommio(start.listener);
-    let limits = ConnectionLimits {
-        frame_bytes_max: start.frame_bytes_max,
-    };
+    let limits = start.connection;
     let accept = {
         let handler = Rc::new(NameServerHandler(server.clone()));
         glommio::spawn_local(async move {

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use crate::commitlog::FlushDiskType;
 use crate::mesh::Mesh;
+use crate::net::connection::ConnectionLimits;
 use crate::net::rpc_client::RpcClient;
 use crate::net::Connection;
 use crate::remoting::{request, RemotingCommand};
@@ -56,7 +57,8 @@ pub struct ShardConfig {
     pub region_id: String,
     pub trace_topic_enable: bool,
     pub register_interval: Duration,
-    pub frame_bytes_max: u32,
+    /// Frame size limit, partial-frame deadline and idle timeout of client connections.
+    pub connection: ConnectionLimits,
     pub long_polling_enable: bool,
     pub short_polling_time: Duration,
     /// `messageDelayLevel`: the delay of level 1, 2, ….

@@ -19,7 +19,7 @@ use std::rc::Rc;
 
 use crate::broker::Shard;
 use crate::mesh::MeshError;
-use crate::net::connection::{serve_connection, ConnectionLimits, Handler};
+use crate::net::connection::{serve_connection, Handler};
 use crate::net::Connection;
 use crate::remarks;
 use crate::remoting::{self, request, response, Decoded, RemotingCommand};
@@ -142,9 +142,7 @@ pub async fn accept_loop<H: Handler + 'static>(
     listener: glommio::net::TcpListener,
     handler: Rc<H>,
 ) {
-    let limits = ConnectionLimits {
-        frame_bytes_max: shard.config.frame_bytes_max,
-    };
+    let limits = shard.config.connection;
     loop {
         match listener.accept().await {
             Ok(stream) => {

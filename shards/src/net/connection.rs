@@ -7,13 +7,15 @@
 //! Bad input (F35): a frame whose length cannot be trusted closes the connection with a log
 //! line; a delimited frame whose header is malformed is answered with an error and skipped.
 //! Nothing is allocated from an unchecked length: the read buffer grows only up to a frame the
-//! limit allows.
+//! limit allows. A frame still incomplete `frame_read_timeout` after its first byte, and a
+//! connection silent for `idle_timeout` with nothing owed to it, are closed.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
@@ -144,6 +146,23 @@ const OUTBOUND_FRAMES_MAX: usize = 4096;
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionLimits {
     pub frame_bytes_max: u32,
+    /// A frame whose first byte arrived this long ago and is still incomplete closes the
+    /// connection (`frameReadTimeoutMillis`): a stalled client does not keep its partial
+    /// bytes, or the connection, forever.
+    pub frame_read_timeout: Duration,
+    /// A connection that sent nothing for this long and has nothing queued for it is closed
+    /// (RocketMQ's `serverChannelMaxIdleTimeSeconds`; clients heartbeat every 30 s).
+    pub idle_timeout: Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            frame_bytes_max: 16 << 20,
+            frame_read_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(120),
+        }
+    }
 }
 
 /// Serves one accepted connection until it closes. `durable` is the commit log's watermark on
@@ -197,8 +216,11 @@ async fn read_loop<H: Handler>(
     // Reads land here, then move into `buf`: a copy of what arrived, instead of zeroing the
     // spare capacity of `buf` before every read.
     let mut scratch = vec![0u8; READ_CHUNK_BYTES];
+    // When the first byte of the incomplete frame at the head of `buf` arrived.
+    let mut partial_since: Option<Instant> = None;
     loop {
         // Decode every complete frame in the buffer.
+        let mut decoded = false;
         loop {
             if buf.len() < 4 {
                 break;
@@ -219,6 +241,7 @@ async fn read_loop<H: Handler>(
                 break;
             }
             let frame = buf.split_to(frame_bytes).freeze();
+            decoded = true;
             match remoting::decode(&frame, limits.frame_bytes_max) {
                 Ok(Decoded::Command { command, .. }) => handler.handle(conn, command).await,
                 Ok(Decoded::Malformed { error, .. }) => {
@@ -238,10 +261,44 @@ async fn read_loop<H: Handler>(
         while conn.outbound.borrow().len() >= OUTBOUND_FRAMES_MAX {
             conn.drained.wait().await;
         }
-        let n = stream.read(&mut scratch).await.map_err(|e| e.to_string())?;
-        if n == 0 {
-            return Err("peer closed".into());
+        partial_since = match partial_since {
+            _ if buf.is_empty() => None,
+            Some(since) if !decoded => Some(since),
+            _ => Some(Instant::now()),
+        };
+        let timeout = match partial_since {
+            None => limits.idle_timeout,
+            Some(since) => limits
+                .frame_read_timeout
+                .saturating_sub(since.elapsed())
+                .max(Duration::from_millis(1)),
+        };
+        if stream.read_timeout() != Some(timeout) {
+            let _ = stream.set_read_timeout(Some(timeout));
         }
+        let n = match stream.read(&mut scratch).await {
+            Ok(0) => return Err("peer closed".into()),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                if let Some(since) = partial_since {
+                    if since.elapsed() >= limits.frame_read_timeout {
+                        let error = format!(
+                            "frame incomplete after {} ms ({} bytes received)",
+                            limits.frame_read_timeout.as_millis(),
+                            buf.len()
+                        );
+                        log::warn!("connection {}: closing: {error}", conn.peer);
+                        return Err(error);
+                    }
+                } else if conn.outbound.borrow().is_empty() {
+                    let error = format!("idle for {} s", limits.idle_timeout.as_secs());
+                    log::info!("connection {}: closing: {error}", conn.peer);
+                    return Err(error);
+                }
+                continue;
+            }
+            Err(e) => return Err(e.to_string()),
+        };
         buf.extend_from_slice(&scratch[..n]);
     }
 }
