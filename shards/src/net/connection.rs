@@ -258,12 +258,15 @@ async fn read_loop<H: Handler>(
             // consumer's pull behind a producer's flood) get their turn.
             glommio::yield_if_needed().await;
         }
+        let mut held_back = false;
         while conn.outbound.borrow().len() >= OUTBOUND_FRAMES_MAX {
+            held_back = true;
             conn.drained.wait().await;
         }
+        // The deadline counts the client's time only: not the time this side stopped reading.
         partial_since = match partial_since {
             _ if buf.is_empty() => None,
-            Some(since) if !decoded => Some(since),
+            Some(since) if !decoded && !held_back => Some(since),
             _ => Some(Instant::now()),
         };
         let timeout = match partial_since {
