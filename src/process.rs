@@ -72,6 +72,9 @@ fn addr(ip: &str, port: u16) -> anyhow::Result<SocketAddr> {
 }
 
 pub fn run(role: Role, config: Config) -> anyhow::Result<()> {
+    // Before anything can print the ready line: a SIGTERM that follows it must drain, not kill.
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
+        .context("installing signal handlers")?;
     let (ready_tx, ready_rx) = mpsc::channel();
     let mut namesrv_running = None;
     let mut shards_running = Vec::new();
@@ -249,8 +252,6 @@ pub fn run(role: Role, config: Config) -> anyhow::Result<()> {
     let _ = std::io::stdout().flush();
     log::info!("petrel {} serving", ready.role);
 
-    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
-        .context("installing signal handlers")?;
     loop {
         if let Some(signal) = signals.pending().next() {
             log::info!("signal {signal}: draining and stopping");
