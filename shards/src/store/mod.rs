@@ -456,8 +456,19 @@ impl Store {
             return Ok(());
         };
         // Every record below the durable end is already in the queues (the writer indexes a
-        // batch before it yields), and nothing past the synced end may be claimed.
-        let complete_to = self.log.durable().get().min(self.log.synced_end());
+        // batch before it yields) unless it still waits to be dispatched (a SYNC_MASTER's
+        // record its slave does not hold yet), and nothing past the synced end may be claimed.
+        let undispatched = self
+            .dispatch
+            .borrow()
+            .front()
+            .map_or(u64::MAX, |d| d.entry.commit_log_offset);
+        let complete_to = self
+            .log
+            .durable()
+            .get()
+            .min(self.log.synced_end())
+            .min(undispatched);
         let batch = checkpoint::collect_unpersisted(&self.queues.borrow());
         if batch.is_empty() && complete_to == self.checkpointed.get() {
             *self.queue_files.borrow_mut() = Some(files);
