@@ -27,7 +27,15 @@ fn workload(name: &str) -> PathBuf {
 fn petrel(extra: &[&str]) -> (tempfile::TempDir, Petrel) {
     let mut props = vec!["shards=2"];
     props.extend_from_slice(extra);
-    common::standalone(&props)
+    let (dir, petrel) = common::standalone(&props);
+    // The ready line means every shard serves; their first registrations may still be on the
+    // way, and the harness takes the brokers the name server knows when it starts.
+    let mut client = Client::new(&petrel.namesrv());
+    common::eventually(Duration::from_secs(10), || {
+        let info = client.cluster_info().ok()?;
+        (info["brokerAddrTable"].as_object()?.len() == 2).then_some(())
+    });
+    (dir, petrel)
 }
 
 fn bench(args: &[&str]) -> Output {
