@@ -76,6 +76,22 @@ pub struct Config {
     pub order_message_enable: bool,
     /// Name server: the KV store's file; `<storePathRootDir>/namesrv/kvConfig.json` if unset.
     pub kv_config_path: Option<PathBuf>,
+    /// `enableControllerMode`: the controller elects the master; `brokerRole` only says
+    /// whether this broker, as master, waits for its in-sync slaves (SYNC_MASTER) or not.
+    pub enable_controller_mode: bool,
+    /// `controllerAddr`: the controller (`ip:port`); the name server's if unset.
+    pub controller_addr: Option<String>,
+    /// `brokerHeartbeatInterval` (ms): how often a broker tells the controller it lives.
+    pub broker_heartbeat_interval: Duration,
+    /// `controllerHeartBeatTimeoutMills`: a broker silent this long is dead to the controller.
+    pub controller_heartbeat_timeout: Duration,
+    /// Name server: `enableControllerInNamesrv` runs the controller in it.
+    pub enable_controller_in_namesrv: bool,
+    /// Name server: where the controller keeps its state; `<storePathRootDir>/controller`.
+    pub controller_store_path: Option<PathBuf>,
+    /// Name server: `enableElectUncleanMaster` lets the controller elect a replica outside
+    /// the in-sync set when none in it lives (acknowledged messages may be lost).
+    pub enable_elect_unclean_master: bool,
 }
 
 fn online_cpus() -> usize {
@@ -122,6 +138,13 @@ impl Default for Config {
             ha_listen_port: None,
             ha_master_address: None,
             sync_flush_timeout: Duration::from_secs(5),
+            enable_controller_mode: false,
+            controller_addr: None,
+            broker_heartbeat_interval: Duration::from_millis(1000),
+            controller_heartbeat_timeout: Duration::from_secs(3),
+            enable_controller_in_namesrv: false,
+            controller_store_path: None,
+            enable_elect_unclean_master: false,
         }
     }
 }
@@ -250,6 +273,21 @@ impl Config {
             "serverChannelMaxIdleTimeSeconds" => {
                 self.connection.idle_timeout = Duration::from_secs(bounded(key, v, 1u64, 86_400)?)
             }
+            "enableControllerMode" => self.enable_controller_mode = parse(key, v)?,
+            "controllerAddr" => {
+                self.controller_addr = Some(v.to_string()).filter(|s| !s.is_empty())
+            }
+            "brokerHeartbeatInterval" => {
+                self.broker_heartbeat_interval =
+                    Duration::from_millis(bounded(key, v, 100u64, 60_000)?)
+            }
+            "controllerHeartBeatTimeoutMills" => {
+                self.controller_heartbeat_timeout =
+                    Duration::from_millis(bounded(key, v, 500u64, 600_000)?)
+            }
+            "enableControllerInNamesrv" => self.enable_controller_in_namesrv = parse(key, v)?,
+            "controllerStorePath" => self.controller_store_path = Some(PathBuf::from(v)),
+            "enableElectUncleanMaster" => self.enable_elect_unclean_master = parse(key, v)?,
             _ => return Err(ConfigError::UnknownKey(key.to_string())),
         }
         Ok(())
@@ -326,8 +364,18 @@ impl Config {
         }
     }
 
-    /// Keys that only make sense together: a slave has a brokerId ≥ 1, a master 0.
+    /// Keys that only make sense together: a slave has a brokerId ≥ 1, a master 0; under a
+    /// controller every replica has its own brokerId ≥ 1.
     pub fn check_roles(&self) -> Result<(), String> {
+        if self.enable_controller_mode {
+            if self.broker_id == 0 {
+                return Err("enableControllerMode needs brokerId 1 or more: it names the replica (routes show the elected master as 0)".into());
+            }
+            if self.broker_role.is_slave() {
+                return Err("enableControllerMode: the controller elects the master, so brokerRole is SYNC_MASTER or ASYNC_MASTER (how this broker acks as master), not SLAVE".into());
+            }
+            return Ok(());
+        }
         match self.broker_role {
             BrokerRole::Slave if self.broker_id == 0 => {
                 Err("brokerRole=SLAVE needs brokerId 1 or more (0 is the master)".into())
@@ -340,6 +388,32 @@ impl Config {
             }
             _ => Ok(()),
         }
+    }
+
+    /// Where a broker in controller mode sends its heartbeats: `controllerAddr`, else its name
+    /// servers (`namesrv`). Exactly one, until the controller is replicated.
+    pub fn controller_addrs(&self, namesrv: &[String]) -> Result<Vec<String>, String> {
+        let addrs: Vec<String> = match self.controller_addr.as_deref() {
+            Some(list) => list
+                .split(';')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
+            None => namesrv.to_vec(),
+        };
+        if addrs.len() != 1 {
+            return Err(format!(
+                "enableControllerMode needs exactly one controller (controllerAddr, or a single namesrvAddr), got {addrs:?}: a controller replicated across name servers is not built yet"
+            ));
+        }
+        Ok(addrs)
+    }
+
+    pub fn controller_store_path(&self) -> PathBuf {
+        self.controller_store_path
+            .clone()
+            .unwrap_or_else(|| self.store_path_root_dir.join("controller"))
     }
 
     pub fn shard_port(&self, shard: usize) -> u16 {

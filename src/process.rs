@@ -15,7 +15,7 @@ use anyhow::{anyhow, bail, Context};
 use petrel_shards::broker::{shard_broker_name, ShardConfig};
 use petrel_shards::mesh::{MeshBuilder, MESH_CHANNEL_CAPACITY};
 use petrel_shards::net::listener::bind;
-use petrel_shards::replication::ReplicationConfig;
+use petrel_shards::replication::{ControllerLink, ReplicationConfig};
 use petrel_shards::runtime::shard::{self, ShardStart};
 use serde::Serialize;
 use signal_hook::consts::{SIGINT, SIGTERM};
@@ -122,7 +122,8 @@ pub fn run(role: Role, config: Config) -> anyhow::Result<()> {
             )?;
             broker_sockets.push((i, fd, local, if i == 0 { front_fd.take() } else { None }));
         }
-        if !config.broker_role.is_slave() {
+        // Under a controller any replica may become master, so each listens for slaves.
+        if !config.broker_role.is_slave() || config.enable_controller_mode {
             let (fd, local) = bind(
                 "haListenPort",
                 addr(&config.bind_address, config.ha_port())?,
@@ -144,6 +145,7 @@ pub fn run(role: Role, config: Config) -> anyhow::Result<()> {
             connection: config.connection,
             kv,
             order_message_enable: config.order_message_enable,
+            controller: load_controller(&config)?,
         })?;
         namesrv_running = Some(Running { stop, join });
     }
@@ -156,6 +158,17 @@ pub fn run(role: Role, config: Config) -> anyhow::Result<()> {
                 None => bail!("namesrvAddr is not set: a broker needs at least one name server"),
             }
         }
+        let controller = if config.enable_controller_mode {
+            Some(ControllerLink {
+                addrs: config
+                    .controller_addrs(&namesrv_addrs)
+                    .map_err(|e| anyhow!(e))?,
+                heartbeat_interval: config.broker_heartbeat_interval,
+                heartbeat_timeout: config.controller_heartbeat_timeout,
+            })
+        } else {
+            None
+        };
         let cpus: Vec<usize> = glommio::CpuSet::online()
             .map(|s| s.iter().map(|c| c.cpu).collect())
             .unwrap_or_default();
@@ -200,6 +213,7 @@ pub fn run(role: Role, config: Config) -> anyhow::Result<()> {
                     master_ha_addr: config.ha_master_address.clone(),
                     ha_addr: ready.ha_addr.clone(),
                     sync_flush_timeout: config.sync_flush_timeout,
+                    controller: controller.clone(),
                 },
             };
             let (stop, shutdown) = shutdown_pair()?;
@@ -271,6 +285,28 @@ pub fn run(role: Role, config: Config) -> anyhow::Result<()> {
         lock.release();
     }
     Ok(())
+}
+
+/// The controller's state (`enableControllerInNamesrv`), read at start-up.
+fn load_controller(
+    config: &Config,
+) -> anyhow::Result<Option<(namesrv::controller::Controller, std::path::PathBuf)>> {
+    if !config.enable_controller_in_namesrv {
+        return Ok(None);
+    }
+    let path = config.controller_store_path().join("controller.json");
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => bail!("controllerStorePath {}: {e}", path.display()),
+    };
+    let controller = namesrv::controller::Controller::load(
+        &bytes,
+        config.enable_elect_unclean_master,
+        std::time::Instant::now(),
+    )
+    .map_err(|e| anyhow!("controllerStorePath {}: {e}", path.display()))?;
+    Ok(Some((controller, path)))
 }
 
 /// Stops shards first (they unregister from the name server), then the name server.

@@ -62,6 +62,12 @@ pub fn slave_refuses_writes(broker_name: &str) -> String {
     format!("service not available now: {broker_name} is a slave (brokerRole=SLAVE); messages are put to its master")
 }
 
+/// A write refused in controller mode by a replica the controller has not named master (a
+/// slave, one still starting, or an old master the controller fenced).
+pub fn not_the_elected_master(broker_name: &str, epoch: u64) -> String {
+    format!("service not available now: {broker_name} is not the master the controller elected (its epoch {epoch}); messages are put to the elected master")
+}
+
 /// A write refused because the commit log cannot grow (RocketMQ's SERVICE_NOT_AVAILABLE).
 pub const DISK_FULL: &str =
     "service not available now, maybe disk full: the commit log cannot grow; writes resume once space is back";

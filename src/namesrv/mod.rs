@@ -2,6 +2,7 @@
 //! stateless: routes live in memory and are rebuilt from registrations. Runs on one glommio
 //! executor of its own (`namesrv`), unpinned: it is tiny and must not steal a shard's core.
 
+pub mod controller;
 pub mod kv;
 pub mod routes;
 
@@ -22,16 +23,67 @@ use petrel_shards::remarks;
 use petrel_shards::remoting::headers::{Fields, HeaderError};
 use petrel_shards::remoting::{request, response, RemotingCommand};
 use petrel_shards::runtime::watermark::Signal;
+use petrel_shards::runtime::watermark::Watermark;
 use routes::{RegisterBrokerBody, Registration, Routes, BROKER_EXPIRY};
+
+use controller::{Answer, Controller, Heartbeat};
+use std::path::PathBuf;
 
 /// How often dead brokers are looked for (`scanNotActiveBrokerInterval`).
 const EXPIRY_SCAN: Duration = Duration::from_secs(5);
+/// How often the controller looks for replicas past their heartbeat timeout.
+const CONTROLLER_SCAN: Duration = Duration::from_millis(250);
 
 pub struct NameServer {
     routes: RefCell<Routes>,
     kv: RefCell<KvConfig>,
     kv_changed: Signal,
     order_message_enable: bool,
+    controller: Option<ControllerState>,
+}
+
+/// The controller and the file its state is kept in.
+struct ControllerState {
+    state: RefCell<Controller>,
+    path: PathBuf,
+    /// Rises to the controller version last written to `path`.
+    persisted: Watermark,
+    changed: Signal,
+}
+
+impl ControllerState {
+    /// Waits until what the controller holds now is on disk.
+    async fn durable(&self) {
+        loop {
+            let version = self.state.borrow().version();
+            if self.persisted.get() >= version {
+                return;
+            }
+            self.changed.raise();
+            let _ = self.persisted.wait_for(version).await;
+        }
+    }
+
+    /// Writes the state whenever it changed; a failed write is retried every second, and
+    /// answers wait for it.
+    async fn run_writer(&self) {
+        loop {
+            self.changed.wait().await;
+            let (version, bytes) = self.state.borrow().snapshot();
+            if self.persisted.get() >= version {
+                continue;
+            }
+            match petrel_shards::store::atomic_file::write_off_shard(self.path.clone(), bytes).await
+            {
+                Ok(()) => self.persisted.advance(version),
+                Err(e) => {
+                    log::error!("controller: writing {} failed: {e}", self.path.display());
+                    glommio::timer::sleep(Duration::from_secs(1)).await;
+                    self.changed.raise();
+                }
+            }
+        }
+    }
 }
 
 impl NameServer {
@@ -145,6 +197,67 @@ impl NameServer {
         })
     }
 
+    /// BROKER_HEARTBEAT, CONTROLLER_ELECT_MASTER, CONTROLLER_GET_REPLICA_INFO and
+    /// CONTROLLER_GET_SYNC_STATE_DATA: answered once the controller's state they reflect is on
+    /// disk.
+    async fn controller_request(
+        &self,
+        conn: &Rc<Connection>,
+        cmd: &RemotingCommand,
+    ) -> RemotingCommand {
+        let Some(c) = &self.controller else {
+            return RemotingCommand::response(response::REQUEST_CODE_NOT_SUPPORTED, cmd.opaque)
+                .with_remark(format!(
+                    "request code {}: the controller does not run on this name server (enableControllerInNamesrv=false)",
+                    cmd.code
+                ));
+        };
+        let f = Fields(&cmd.ext_fields);
+        let outcome = match cmd.code {
+            request::BROKER_HEARTBEAT => match parse_heartbeat(&f, conn.id) {
+                Ok(hb) => {
+                    c.state.borrow_mut().heartbeat(&hb, Instant::now());
+                    Ok(Some(hb.broker_name))
+                }
+                Err(e) => Err((response::SYSTEM_ERROR, e.to_string())),
+            },
+            request::CONTROLLER_ELECT_MASTER => match parse_election(&f) {
+                Ok((name, designated)) => {
+                    let elected = c.state.borrow_mut().elect_master(&name, designated);
+                    elected.map(|_| Some(name)).map_err(|e| {
+                        log::warn!("controller: electMaster refused: {e}");
+                        (response::CONTROLLER_ELECT_MASTER_FAILED, e)
+                    })
+                }
+                Err(e) => Err((response::SYSTEM_ERROR, e.to_string())),
+            },
+            request::CONTROLLER_GET_REPLICA_INFO => f
+                .str("brokerName")
+                .map(|name| Some(name.to_string()))
+                .map_err(|e| (response::SYSTEM_ERROR, e.to_string())),
+            _ => Ok(None),
+        };
+        let name = match outcome {
+            Ok(name) => name,
+            Err((code, remark)) => {
+                return RemotingCommand::response(code, cmd.opaque).with_remark(remark)
+            }
+        };
+        c.durable().await;
+        let state = c.state.borrow();
+        match name {
+            Some(name) => answer_fields(
+                RemotingCommand::response(response::SUCCESS, cmd.opaque),
+                &state.answer(&name),
+                state
+                    .groups()
+                    .get(&name)
+                    .map_or(0, |g| g.sync_state_set_epoch),
+            ),
+            None => ok_json(cmd, &sync_state_data(&state)),
+        }
+    }
+
     fn answer(&self, conn: &Rc<Connection>, cmd: &RemotingCommand) -> RemotingCommand {
         let result = match cmd.code {
             request::REGISTER_BROKER => self.register(conn, cmd),
@@ -181,6 +294,94 @@ impl NameServer {
     }
 }
 
+/// CONTROLLER_ELECT_MASTER: the group, and the replica to elect if one is designated.
+fn parse_election(f: &Fields<'_>) -> Result<(String, Option<i64>), HeaderError> {
+    let name = f.str("brokerName")?.to_string();
+    let designated = f.opt_i64("brokerId")?.filter(|id| *id >= 0);
+    let designate = f.opt_str("designateElect") != Some("false");
+    Ok((name, designated.filter(|_| designate)))
+}
+
+fn parse_heartbeat(f: &Fields<'_>, connection_id: u64) -> Result<Heartbeat, HeaderError> {
+    let proposed = match f.opt_str("syncStateSet") {
+        Some(csv) => Some(
+            petrel_shards::replication::controller::parse_ids(csv).map_err(|_| {
+                HeaderError::NotNumber {
+                    field: "syncStateSet",
+                    value: csv.to_string(),
+                }
+            })?,
+        ),
+        None => None,
+    };
+    Ok(Heartbeat {
+        cluster: f.str("clusterName")?.to_string(),
+        broker_name: f.str("brokerName")?.to_string(),
+        broker_id: f.i64("brokerId")?,
+        addr: f.str("brokerAddr")?.to_string(),
+        ha_addr: f.opt_str("haServerAddr").unwrap_or_default().to_string(),
+        epoch: f.opt_i64("epoch")?.unwrap_or(0).max(0) as u64,
+        log_end: f.opt_i64("maxOffset")?.unwrap_or(0).max(0) as u64,
+        proposed_sync_set: proposed,
+        timeout: Duration::from_millis(
+            f.opt_i64("heartbeatTimeoutMills")?.unwrap_or(3000).max(500) as u64,
+        ),
+        connection_id,
+    })
+}
+
+fn answer_fields(reply: RemotingCommand, answer: &Answer, sync_epoch: u64) -> RemotingCommand {
+    reply
+        .with_field("masterBrokerId", answer.master.unwrap_or(-1).to_string())
+        .with_field("masterAddress", answer.master_addr.clone())
+        .with_field("masterHaAddress", answer.master_ha_addr.clone())
+        .with_field("masterEpoch", answer.epoch.to_string())
+        .with_field("syncStateSetEpoch", sync_epoch.to_string())
+        .with_field(
+            "syncStateSet",
+            petrel_shards::replication::controller::format_ids(&answer.sync_state_set),
+        )
+}
+
+/// Every group's master, epoch and replicas in and out of sync (mqadmin getSyncStateSet).
+fn sync_state_data(state: &Controller) -> serde_json::Value {
+    let mut table = serde_json::Map::new();
+    for (name, group) in state.groups() {
+        let live = state.live_replicas(name);
+        let replica = |id: &i64, addr: &str| serde_json::json!({ "brokerId": id, "brokerAddress": addr, "alive": live.iter().any(|(l, _, _)| l == id) });
+        let addr_of = |id: &i64| {
+            live.iter()
+                .find(|(l, _, _)| l == id)
+                .map(|(_, a, _)| a.clone())
+                .unwrap_or_default()
+        };
+        let in_sync: Vec<_> = group
+            .sync_state_set
+            .iter()
+            .map(|id| replica(id, &addr_of(id)))
+            .collect();
+        let not_in_sync: Vec<_> = live
+            .iter()
+            .filter(|(id, _, _)| !group.sync_state_set.contains(id))
+            .map(|(id, addr, _)| replica(id, addr))
+            .collect();
+        table.insert(
+            name.clone(),
+            serde_json::json!({
+                "clusterName": group.cluster,
+                "masterBrokerId": group.master.unwrap_or(-1),
+                "masterAddress": group.master.map(|m| addr_of(&m)).unwrap_or_default(),
+                "masterEpoch": group.epoch,
+                "syncStateSetEpoch": group.sync_state_set_epoch,
+                "inSyncReplicas": in_sync,
+                "notInSyncReplicas": not_in_sync,
+                "logEnds": live.iter().map(|(id, _, end)| (id.to_string(), serde_json::json!(end))).collect::<serde_json::Map<_, _>>(),
+            }),
+        );
+    }
+    serde_json::json!({ "replicasInfoTable": table })
+}
+
 fn ok_json(cmd: &RemotingCommand, body: &impl serde::Serialize) -> RemotingCommand {
     let body = serde_json::to_vec(body).expect("route tables serialize");
     RemotingCommand::response(response::SUCCESS, cmd.opaque).with_body(Bytes::from(body))
@@ -193,7 +394,15 @@ impl Handler for NameServerHandler {
         if cmd.is_response() {
             return;
         }
-        let reply = self.0.answer(conn, &cmd);
+        let reply = match cmd.code {
+            request::BROKER_HEARTBEAT
+            | request::CONTROLLER_ELECT_MASTER
+            | request::CONTROLLER_GET_REPLICA_INFO
+            | request::CONTROLLER_GET_SYNC_STATE_DATA => {
+                self.0.controller_request(conn, &cmd).await
+            }
+            _ => self.0.answer(conn, &cmd),
+        };
         if !cmd.is_oneway() {
             conn.send(&reply);
         }
@@ -201,6 +410,10 @@ impl Handler for NameServerHandler {
 
     fn on_close(&self, conn: &Rc<Connection>) {
         self.0.routes.borrow_mut().connection_closed(conn.id);
+        if let Some(c) = &self.0.controller {
+            c.state.borrow_mut().connection_closed(conn.id);
+            c.changed.raise();
+        }
     }
 }
 
@@ -213,6 +426,8 @@ pub struct NamesrvStart {
     pub kv: KvConfig,
     /// `orderMessageEnable`: routes carry `orderTopicConf`.
     pub order_message_enable: bool,
+    /// `enableControllerInNamesrv`: the controller, loaded from its file.
+    pub controller: Option<(Controller, PathBuf)>,
 }
 
 /// The id the name server reports on the ready channel (shards use 0..n).
@@ -232,6 +447,37 @@ async fn serve(start: NamesrvStart) {
         kv: RefCell::new(start.kv),
         kv_changed: Signal::default(),
         order_message_enable: start.order_message_enable,
+        controller: start.controller.map(|(state, path)| ControllerState {
+            state: RefCell::new(state),
+            path,
+            persisted: Watermark::new(0),
+            changed: Signal::default(),
+        }),
+    });
+    let controller_tasks = server.controller.is_some().then(|| {
+        let writer = {
+            let server = server.clone();
+            glommio::spawn_local(async move {
+                server
+                    .controller
+                    .as_ref()
+                    .expect("controller")
+                    .run_writer()
+                    .await
+            })
+        };
+        let scanner = {
+            let server = server.clone();
+            glommio::spawn_local(async move {
+                let c = server.controller.as_ref().expect("controller");
+                loop {
+                    glommio::timer::sleep(CONTROLLER_SCAN).await;
+                    c.state.borrow_mut().expire(Instant::now());
+                    c.changed.raise();
+                }
+            })
+        };
+        (writer, scanner)
     });
     let kv_writer = {
         let server = server.clone();
@@ -290,5 +536,6 @@ async fn serve(start: NamesrvStart) {
     drop(accept);
     drop(expiry);
     drop(kv_writer);
+    drop(controller_tasks);
     log::info!("namesrv: stopped");
 }

@@ -92,9 +92,9 @@ pub struct Shard {
     pub background: glommio::TaskQueueHandle,
     pub delay: schedule::DelayProgress,
     pub transactions: transaction::Transactions,
-    rpc: RpcClient,
-    /// A slave's master HA address as the name servers last named it.
-    learned_master: RefCell<Option<String>>,
+    pub(crate) rpc: RpcClient,
+    /// The shard's replication role, epochs and the master it follows.
+    pub ha: crate::replication::role::Ha,
     register_now: Signal,
     metadata_changed: Signal,
     next_connection_id: Cell<u64>,
@@ -107,6 +107,10 @@ pub struct Shard {
 }
 
 impl Shard {
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "each is state loaded from the store at start-up"
+    )]
     pub fn new(
         config: ShardConfig,
         store: Rc<Store>,
@@ -115,7 +119,21 @@ impl Shard {
         delay: schedule::DelayProgress,
         transactions: transaction::Transactions,
         locks: locks::DurableLocks,
+        epochs: crate::replication::epochs::Epochs,
     ) -> Rc<Shard> {
+        use crate::replication::role::{Ha, Role};
+        let replication = &config.replication;
+        let role = if replication.controller.is_some() || replication.role.is_slave() {
+            Role::Slave
+        } else {
+            Role::Master
+        };
+        let ha = Ha::new(
+            replication.controller.is_some(),
+            replication.broker_id,
+            role,
+            epochs,
+        );
         Rc::new(Shard {
             config,
             store,
@@ -133,7 +151,7 @@ impl Shard {
                 "background",
             ),
             rpc: RpcClient::default(),
-            learned_master: RefCell::new(None),
+            ha,
             register_now: Signal::default(),
             metadata_changed: Signal::default(),
             next_connection_id: Cell::new(0),
@@ -256,28 +274,44 @@ impl Shard {
         true
     }
 
-    /// A slave notes the master HA address a name server gave at registration.
+    /// A slave notes the master HA address a name server gave at registration (the
+    /// controller names it instead, in controller mode).
     pub fn learn_master(&self, ha_addr: &str) {
-        if !self.config.replication.role.is_slave() {
+        if self.ha.controller || !self.ha.is_slave() {
             return;
         }
-        let mut learned = self.learned_master.borrow_mut();
-        if learned.as_deref() != Some(ha_addr) {
+        if self.ha.name_master(Some(ha_addr)) {
             log::info!(
                 "shard {}: the name server names master {ha_addr}",
                 self.config.shard_id
             );
-            *learned = Some(ha_addr.to_string());
         }
     }
 
-    /// The master a slave follows: `haMasterAddress`, else what the name servers named.
+    /// The master a slave follows: `haMasterAddress`, else what the controller or the name
+    /// servers named.
     pub fn master_ha_addr(&self) -> Option<String> {
+        if self.ha.controller {
+            return self.ha.named_master();
+        }
         self.config
             .replication
             .master_ha_addr
             .clone()
-            .or_else(|| self.learned_master.borrow().clone())
+            .or_else(|| self.ha.named_master())
+    }
+
+    /// Writes `epochs` durably, then makes them the shard's.
+    pub async fn persist_epochs(
+        &self,
+        epochs: crate::replication::epochs::Epochs,
+    ) -> Result<(), String> {
+        let path = crate::replication::epochs::Epochs::path(&self.config.store_dir);
+        crate::store::atomic_file::write_off_shard(path.clone(), epochs.to_json())
+            .await
+            .map_err(|e| format!("writing {}: {e}", path.display()))?;
+        *self.ha.epochs.borrow_mut() = epochs;
+        Ok(())
     }
 
     /// Asks the registration task to register at once.
@@ -396,18 +430,21 @@ impl Shard {
         glommio::spawn_local(register::run(self.clone())).detach();
         glommio::spawn_local(holds::run_arrivals(self.clone())).detach();
         glommio::spawn_local(holds::run_expiry(self.clone())).detach();
-        if self.config.replication.role.is_slave() {
-            // A slave writes only what its master's log holds.
+        if self.config.replication.role.is_slave() || self.ha.controller {
+            // A slave writes only what its master's log holds; it follows while it is one.
             glommio::spawn_local_into(
                 crate::replication::slave::run(self.clone()),
                 self.background,
             )
             .expect("the background queue exists")
             .detach();
-        } else {
-            glommio::spawn_local(schedule::run(self.clone())).detach();
-            glommio::spawn_local(transaction::run(self.clone())).detach();
         }
+        if let Some(link) = self.config.replication.controller.clone() {
+            glommio::spawn_local(crate::replication::controller::run(self.clone(), link)).detach();
+        }
+        // Delayed delivery and transaction checks write the log: they act while master only.
+        glommio::spawn_local(schedule::run(self.clone())).detach();
+        glommio::spawn_local(transaction::run(self.clone())).detach();
         let shard = self.clone();
         glommio::spawn_local(async move {
             shard.locks.run_persister(shard.config.shard_id).await;

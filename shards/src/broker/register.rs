@@ -31,7 +31,7 @@ fn header(shard: &Shard) -> ExtFields {
         "haServerAddr",
         replication.ha_addr.as_deref().unwrap_or(&addr),
     );
-    ext.insert("brokerId", replication.broker_id.to_string());
+    ext.insert("brokerId", shard.ha.registered_id().to_string());
     ext
 }
 

@@ -66,7 +66,9 @@ pub fn load_progress(dir: &Path) -> std::io::Result<DelayProgress> {
 /// Delivers due messages every tick until the executor ends.
 pub async fn run(shard: Rc<Shard>) {
     loop {
-        deliver_due(&shard, crate::broker::metadata::now_ms());
+        if shard.ha.is_master() {
+            deliver_due(&shard, crate::broker::metadata::now_ms());
+        }
         glommio::timer::sleep(TICK).await;
     }
 }

@@ -256,7 +256,9 @@ pub fn end(
 pub async fn run(shard: Rc<Shard>) {
     loop {
         glommio::timer::sleep(shard.config.transactions.check_interval).await;
-        check(&shard, crate::broker::metadata::now_ms());
+        if shard.ha.is_master() {
+            check(&shard, crate::broker::metadata::now_ms());
+        }
     }
 }
 

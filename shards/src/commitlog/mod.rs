@@ -512,6 +512,38 @@ async fn write_all(file: &BufferedFile, bytes: Vec<u8>, pos: u64) -> std::io::Re
     Ok(())
 }
 
+/// Cuts the closed log in `dir` at `at` (an entry boundary): the segment holding `at` is
+/// zeroed from there, later segments are removed, and both are on disk before it returns.
+/// For a replica whose log parted from its master's; the log must not be open.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "start-up, before the shard serves"
+)]
+pub fn truncate_closed(dir: &Path, segment_bytes: u64, at: u64) -> std::io::Result<()> {
+    use std::io::{Seek, Write};
+    let base_at = at - at % segment_bytes;
+    for base in list_segments(dir)? {
+        let path = dir.join(segment::segment_name(base));
+        if base > base_at {
+            std::fs::remove_file(&path)?;
+        } else if base == base_at {
+            let mut file = std::fs::OpenOptions::new().write(true).open(&path)?;
+            let len = file.metadata()?.len();
+            let from = at - base;
+            file.seek(std::io::SeekFrom::Start(from))?;
+            let zeros = vec![0u8; 1 << 20];
+            let mut left = len.saturating_sub(from);
+            while left > 0 {
+                let n = left.min(zeros.len() as u64) as usize;
+                file.write_all(&zeros[..n])?;
+                left -= n as u64;
+            }
+            file.sync_all()?;
+        }
+    }
+    std::fs::File::open(dir)?.sync_all()
+}
+
 fn list_segments(dir: &Path) -> std::io::Result<Vec<u64>> {
     let mut bases = Vec::new();
     #[allow(

@@ -13,22 +13,22 @@ pub fn runtime_info(shard: &Shard, cmd: &RemotingCommand) -> RemotingCommand {
     let log = shard.store.log();
     let durable = log.durable().get();
     let replicated = &shard.store.replicated;
-    let role = shard.config.replication.role;
     let mut table: BTreeMap<&str, String> = BTreeMap::new();
     table.insert("brokerVersionDesc", "V5_3_3".into());
     table.insert("brokerActive", "true".into());
     table.insert("commitLogMinOffset", "0".into());
     table.insert("commitLogMaxOffset", durable.to_string());
-    table.insert(
-        "brokerRole",
-        match role {
-            crate::replication::BrokerRole::AsyncMaster => "ASYNC_MASTER",
-            crate::replication::BrokerRole::SyncMaster => "SYNC_MASTER",
-            crate::replication::BrokerRole::Slave => "SLAVE",
-        }
-        .into(),
-    );
-    if role.is_slave() {
+    let slave = !shard.ha.is_master();
+    let role = match shard.config.replication.role {
+        _ if slave => "SLAVE",
+        crate::replication::BrokerRole::SyncMaster => "SYNC_MASTER",
+        _ => "ASYNC_MASTER",
+    };
+    table.insert("brokerRole", role.into());
+    if shard.ha.controller {
+        table.insert("controllerEpoch", shard.ha.epoch().to_string());
+    }
+    if slave {
         let master_end = replicated.master_end();
         table.insert(
             "haMasterAddress",

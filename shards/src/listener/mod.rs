@@ -30,11 +30,16 @@ pub fn dispatch(shard: &Shard, conn: &Rc<Connection>, cmd: RemotingCommand) {
     if cmd.is_response() {
         return; // answers to broker-initiated oneway requests: nothing waits for them
     }
-    if shard.config.replication.role.is_slave() && writes_the_log(cmd.code) {
+    if !shard.ha.is_master() && writes_the_log(cmd.code) {
         if !cmd.is_oneway() {
+            let remark = if shard.ha.controller {
+                remarks::not_the_elected_master(&shard.config.broker_name, shard.ha.epoch())
+            } else {
+                remarks::slave_refuses_writes(&shard.config.broker_name)
+            };
             conn.send(
                 &RemotingCommand::response(response::SERVICE_NOT_AVAILABLE, cmd.opaque)
-                    .with_remark(remarks::slave_refuses_writes(&shard.config.broker_name)),
+                    .with_remark(remark),
             );
         }
         return;

@@ -40,7 +40,7 @@ fn answer_stored(shard: &Shard, conn: &Rc<Connection>, mut reply: RemotingComman
     if !replicated.sync {
         return conn.send_after_durable(end, &reply);
     }
-    if !replicated.in_sync(end) {
+    if !replicated.in_sync(end) && !replicated.controlled() {
         reply.code = response::SLAVE_NOT_AVAILABLE;
         return conn.send_after_durable(end, &reply);
     }

@@ -48,6 +48,15 @@ pub mod request {
     pub const SEND_MESSAGE_V2: i32 = 310;
     pub const SEND_BATCH_MESSAGE: i32 = 320;
     pub const LITE_PULL_MESSAGE: i32 = 361;
+    /// Broker → controller: liveness, log end, epoch and (from the master) the in-sync set.
+    pub const BROKER_HEARTBEAT: i32 = 904;
+    /// Admin → controller: elect a master now (mqadmin electMaster).
+    pub const CONTROLLER_ELECT_MASTER: i32 = 1002;
+    /// Broker or admin → controller: a group's master, epoch and in-sync set, changing
+    /// nothing.
+    pub const CONTROLLER_GET_REPLICA_INFO: i32 = 1004;
+    /// Admin → controller: the in-sync sets (mqadmin getSyncStateSet).
+    pub const CONTROLLER_GET_SYNC_STATE_DATA: i32 = 1006;
 }
 
 /// Response codes (spec §2.2).
@@ -73,6 +82,7 @@ pub mod response {
     pub const SUBSCRIPTION_GROUP_NOT_EXIST: i32 = 26;
     pub const CONSUMER_NOT_ONLINE: i32 = 206;
     pub const INVALID_PARAMETER: i32 = 29;
+    pub const CONTROLLER_ELECT_MASTER_FAILED: i32 = 2012;
 }
 
 /// Flag bit 0: this command is a response.

@@ -6,9 +6,11 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
+use super::epochs::Epoch;
+
 /// "PTHA": the first bytes of a hello.
 pub const MAGIC: u32 = 0x5054_4841;
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
 /// The largest frame either side accepts: a data frame carries at most `CHUNK_BYTES_MAX` of log.
 pub const FRAME_BYTES_MAX: usize = CHUNK_BYTES_MAX + 64;
 /// Log bytes in one data frame, at most (whole entries only, so one entry may exceed the
@@ -24,11 +26,19 @@ pub enum Frame {
         shard_count: u16,
         segment_bytes: u64,
         log_end: u64,
+        /// The slave's `brokerId`: the controller's name for this replica.
+        replica_id: u64,
+        /// The epochs whose records the slave's log holds (`epochs::Epoch`), oldest first.
+        epochs: Vec<Epoch>,
     },
-    /// Master → slave: the stream starts at the slave's log end; the master's durable end.
-    Welcome { master_end: u64 },
+    /// Master → slave: the stream starts at the slave's log end; the master's durable end and
+    /// its epochs.
+    Welcome { master_end: u64, epochs: Vec<Epoch> },
     /// Master → slave: why it will not stream (the connection closes after it).
     Refuse { reason: String },
+    /// Master → slave: the slave's log holds records the master's does not; the two agree
+    /// below `agreed`, where the slave must cut its log before it can follow.
+    Diverged { agreed: u64 },
     /// Master → slave: log bytes at `start` (whole entries); empty as a heartbeat.
     Data {
         start: u64,
@@ -51,6 +61,7 @@ const DATA: u8 = 4;
 const SEAL: u8 = 5;
 const ACK: u8 = 6;
 const STATE: u8 = 7;
+const DIVERGED: u8 = 8;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FrameError {
@@ -76,6 +87,8 @@ impl Frame {
                 shard_count,
                 segment_bytes,
                 log_end,
+                replica_id,
+                epochs,
             } => {
                 out.put_u8(HELLO);
                 out.put_u32(MAGIC);
@@ -84,15 +97,22 @@ impl Frame {
                 out.put_u16(*shard_count);
                 out.put_u64(*segment_bytes);
                 out.put_u64(*log_end);
+                out.put_u64(*replica_id);
+                put_epochs(&mut out, epochs);
                 out.put_slice(broker_name.as_bytes());
             }
-            Frame::Welcome { master_end } => {
+            Frame::Welcome { master_end, epochs } => {
                 out.put_u8(WELCOME);
                 out.put_u64(*master_end);
+                put_epochs(&mut out, epochs);
             }
             Frame::Refuse { reason } => {
                 out.put_u8(REFUSE);
                 out.put_slice(reason.as_bytes());
+            }
+            Frame::Diverged { agreed } => {
+                out.put_u8(DIVERGED);
+                out.put_u64(*agreed);
             }
             Frame::Data {
                 start,
@@ -157,7 +177,7 @@ impl Frame {
         };
         Ok(match kind {
             HELLO => {
-                if body.len() < 26 {
+                if body.len() < 36 {
                     return Err(short("hello"));
                 }
                 let magic = body.get_u32();
@@ -167,17 +187,28 @@ impl Frame {
                         "hello magic {magic:#x} version {version}, expected {MAGIC:#x} version {VERSION}"
                     )));
                 }
+                let (shard, shard_count) = (body.get_u16(), body.get_u16());
+                let (segment_bytes, log_end, replica_id) =
+                    (body.get_u64(), body.get_u64(), body.get_u64());
+                let epochs = get_epochs(&mut body)?;
                 Frame::Hello {
-                    shard: body.get_u16(),
-                    shard_count: body.get_u16(),
-                    segment_bytes: body.get_u64(),
-                    log_end: body.get_u64(),
+                    shard,
+                    shard_count,
+                    segment_bytes,
+                    log_end,
+                    replica_id,
+                    epochs,
                     broker_name: text(body)?,
                 }
             }
-            WELCOME if body.len() == 8 => Frame::Welcome {
-                master_end: body.get_u64(),
-            },
+            WELCOME if body.len() >= 10 => {
+                let master_end = body.get_u64();
+                let epochs = get_epochs(&mut body)?;
+                if !body.is_empty() {
+                    return Err(FrameError::Malformed("welcome has trailing bytes".into()));
+                }
+                Frame::Welcome { master_end, epochs }
+            }
             REFUSE => Frame::Refuse {
                 reason: text(body)?,
             },
@@ -189,16 +220,44 @@ impl Frame {
             SEAL if body.len() == 8 => Frame::Seal {
                 start: body.get_u64(),
             },
+            DIVERGED if body.len() == 8 => Frame::Diverged {
+                agreed: body.get_u64(),
+            },
             ACK if body.len() == 8 => Frame::Ack {
                 durable: body.get_u64(),
             },
             STATE => Frame::State {
                 json: Bytes::copy_from_slice(body),
             },
-            WELCOME | DATA | SEAL | ACK => return Err(short("fixed-size")),
+            WELCOME | DATA | SEAL | ACK | DIVERGED => return Err(short("fixed-size")),
             other => return Err(FrameError::Malformed(format!("unknown kind {other}"))),
         })
     }
+}
+
+/// `count u16 · (epoch u64 · start u64)*`.
+fn put_epochs(out: &mut BytesMut, epochs: &[Epoch]) {
+    out.put_u16(epochs.len() as u16);
+    for e in epochs {
+        out.put_u64(e.epoch);
+        out.put_u64(e.start);
+    }
+}
+
+fn get_epochs(body: &mut &[u8]) -> Result<Vec<Epoch>, FrameError> {
+    let count = body.get_u16() as usize;
+    if body.len() < count * 16 {
+        return Err(FrameError::Malformed(format!(
+            "{count} epochs do not fit in {} bytes",
+            body.len()
+        )));
+    }
+    Ok((0..count)
+        .map(|_| Epoch {
+            epoch: body.get_u64(),
+            start: body.get_u64(),
+        })
+        .collect())
 }
 
 #[cfg(test)]
@@ -214,8 +273,32 @@ mod tests {
                 shard_count: 2,
                 segment_bytes: 1 << 30,
                 log_end: 12345,
+                replica_id: 1,
+                epochs: vec![],
             },
-            Frame::Welcome { master_end: 99 },
+            Frame::Hello {
+                broker_name: "broker-a".into(),
+                shard: 0,
+                shard_count: 1,
+                segment_bytes: 1 << 20,
+                log_end: 99,
+                replica_id: 2,
+                epochs: vec![
+                    Epoch { epoch: 1, start: 0 },
+                    Epoch {
+                        epoch: 3,
+                        start: 40,
+                    },
+                ],
+            },
+            Frame::Welcome {
+                master_end: 99,
+                epochs: vec![],
+            },
+            Frame::Welcome {
+                master_end: 99,
+                epochs: vec![Epoch { epoch: 2, start: 7 }],
+            },
             Frame::Refuse {
                 reason: "shard count 2 is not 3".into(),
             },
@@ -230,6 +313,7 @@ mod tests {
                 bytes: Bytes::new(),
             },
             Frame::Seal { start: 1 << 30 },
+            Frame::Diverged { agreed: 4096 },
             Frame::Ack { durable: 7 },
             Frame::State {
                 json: Bytes::from_static(b"{}"),

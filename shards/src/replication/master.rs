@@ -103,20 +103,62 @@ pub fn adopt(shard: Rc<Shard>, fd: OwnedFd, hello: bytes::Bytes) {
         .detach();
 }
 
+/// Why a master will not stream to a slave.
+enum Refusal {
+    /// The slave's log is a prefix of the master's only below `agreed`.
+    Diverged {
+        agreed: u64,
+        why: String,
+    },
+    Other(String),
+}
+
 /// Why this shard will not stream to the slave that said `hello`.
-fn refusal(shard: &Shard, hello: &Frame) -> Option<String> {
+fn refusal(shard: &Shard, hello: &Frame) -> Option<Refusal> {
+    if let Some(reason) = mismatch(shard, hello) {
+        return Some(Refusal::Other(reason));
+    }
+    let Frame::Hello {
+        shard: id,
+        log_end,
+        epochs,
+        ..
+    } = hello
+    else {
+        unreachable!("mismatch checked it is a hello")
+    };
+    let durable = shard.store.log().durable().get();
+    if let Err(d) = shard
+        .ha
+        .epochs
+        .borrow()
+        .check_follower(durable, epochs, *log_end)
+    {
+        return Some(Refusal::Diverged {
+            agreed: d.agreed,
+            why: format!(
+                "slave log of shard {id} ends at {log_end} but parts from the master's at {} (its epoch {}): it holds records the master never had",
+                d.agreed, d.epoch
+            ),
+        });
+    }
+    misplaced(shard, *log_end).map(Refusal::Other)
+}
+
+/// A slave that is not this shard's replica: another broker, shard or segment size.
+fn mismatch(shard: &Shard, hello: &Frame) -> Option<String> {
     let Frame::Hello {
         broker_name,
         shard: id,
         shard_count,
         segment_bytes,
-        log_end,
+        ..
     } = hello
     else {
         return Some("not a hello".into());
     };
     let config = &shard.config;
-    if shard.config.replication.role.is_slave() {
+    if !shard.ha.is_master() {
         return Some(format!("{} is a slave, not a master", config.broker_name));
     }
     if *broker_name != config.process_broker_name {
@@ -137,23 +179,29 @@ fn refusal(shard: &Shard, hello: &Frame) -> Option<String> {
             config.segment_bytes
         ));
     }
+    None
+}
+
+/// A slave log end that is not an entry boundary of this log (or is past its end).
+fn misplaced(shard: &Shard, log_end: u64) -> Option<String> {
+    let id = shard.config.shard_id;
     let log = shard.store.log();
     let durable = log.durable().get();
-    if *log_end > durable {
+    if log_end > durable {
         return Some(format!(
             "slave log of shard {id} ends at {log_end}, beyond the master's {durable}"
         ));
     }
     let starts_a_record = || {
-        let Some(Ok(len)) = log.entry_at(*log_end) else {
+        let Some(Ok(len)) = log.entry_at(log_end) else {
             return false;
         };
-        log.with_bytes(*log_end, len as usize, |b| {
-            crate::record::decode(b).is_ok_and(|v| v.physical_offset == *log_end as i64)
+        log.with_bytes(log_end, len as usize, |b| {
+            crate::record::decode(b).is_ok_and(|v| v.physical_offset == log_end as i64)
         }) == Some(true)
     };
-    let seals_a_segment = || log.entry_at(*log_end) == Some(Err(()));
-    if *log_end < durable && !starts_a_record() && !seals_a_segment() {
+    let seals_a_segment = || log.entry_at(log_end) == Some(Err(()));
+    if log_end < durable && !starts_a_record() && !seals_a_segment() {
         return Some(format!(
             "slave log of shard {id} ends at {log_end}, which is not an entry boundary of the master's log (the logs differ)"
         ));
@@ -168,20 +216,34 @@ pub async fn serve_slave(shard: Rc<Shard>, mut stream: TcpStream, hello: Frame) 
         .map(|a| a.to_string())
         .unwrap_or_default();
     let id = shard.config.shard_id;
-    if let Some(reason) = refusal(&shard, &hello) {
-        log::warn!("shard {id}: refusing slave {peer}: {reason}");
-        let _ = write_frame(&mut stream, &Frame::Refuse { reason }).await;
-        return;
+    match refusal(&shard, &hello) {
+        Some(Refusal::Other(reason)) => {
+            log::warn!("shard {id}: refusing slave {peer}: {reason}");
+            let _ = write_frame(&mut stream, &Frame::Refuse { reason }).await;
+            return;
+        }
+        Some(Refusal::Diverged { agreed, why }) => {
+            log::warn!("shard {id}: refusing slave {peer}: {why}; it must cut its log at {agreed}");
+            let _ = write_frame(&mut stream, &Frame::Diverged { agreed }).await;
+            return;
+        }
+        None => {}
     }
-    let Frame::Hello { log_end, .. } = hello else {
+    let Frame::Hello {
+        log_end,
+        replica_id,
+        ..
+    } = hello
+    else {
         unreachable!()
     };
     let log = shard.store.log().clone();
     let master_end = log.durable().get();
-    if write_frame(&mut stream, &Frame::Welcome { master_end })
-        .await
-        .is_err()
-    {
+    let welcome = Frame::Welcome {
+        master_end,
+        epochs: shard.ha.epochs.borrow().entries().to_vec(),
+    };
+    if write_frame(&mut stream, &welcome).await.is_err() {
         return;
     }
     log::info!("shard {id}: slave {peer} follows from {log_end} (master at {master_end})");
@@ -189,9 +251,13 @@ pub async fn serve_slave(shard: Rc<Shard>, mut stream: TcpStream, hello: Frame) 
         Ok(s) => s,
         Err(e) => return log::warn!("shard {id}: slave {peer}: {e}"),
     };
-    shard.store.replicated.slave_connected(log_end);
+    let follower = shard
+        .store
+        .replicated
+        .slave_connected(replica_id as i64, log_end);
     shard.store.dispatch_visible();
     let state = Rc::new(Follower {
+        id: follower,
         acked: Cell::new(log_end),
         closed: Cell::new(false),
         progress: Signal::default(),
@@ -211,6 +277,7 @@ pub async fn serve_slave(shard: Rc<Shard>, mut stream: TcpStream, hello: Frame) 
 }
 
 struct Follower {
+    id: crate::store::replicated::FollowerId,
     acked: Cell<u64>,
     closed: Cell<bool>,
     progress: Signal,
@@ -223,7 +290,7 @@ impl Follower {
         if self.closed.replace(true) {
             return;
         }
-        shard.store.replicated.slave_lost();
+        shard.store.replicated.slave_lost(self.id);
         shard.store.dispatch_visible();
         self.progress.raise();
     }
@@ -235,7 +302,7 @@ async fn read_acks(shard: Rc<Shard>, state: Rc<Follower>, stream: TcpStream) {
         match reader.next().await {
             Ok(Frame::Ack { durable }) => {
                 state.acked.set(state.acked.get().max(durable));
-                shard.store.replicated.slave_acked(durable);
+                shard.store.replicated.slave_acked(state.id, durable);
                 shard.store.dispatch_visible();
             }
             Ok(other) => {
@@ -261,6 +328,9 @@ async fn stream_log(
     let io = |e: std::io::Error| format!("write failed: {e}");
     let mut state_sent: Option<(std::time::Instant, Vec<u8>)> = None;
     loop {
+        if !shard.ha.is_master() {
+            return Err("this shard is no longer the master".into());
+        }
         if state_sent
             .as_ref()
             .is_none_or(|(at, _)| at.elapsed() >= STATE_INTERVAL)

@@ -27,9 +27,21 @@
 //! On a SYNC_MASTER (`store::replicated`), a send's answer waits for the slave's
 //! acknowledgement of its record (a watermark, like group commit: the shard never blocks),
 //! and consumers see a message only once the slave holds it.
+//!
+//! Under a controller (`enableControllerMode`, `controller.rs` here and the name server's
+//! `namesrv::controller`), roles change at run time (`role.rs`): every replica starts as a
+//! slave, the controller elects a master per shard group, and a master that dies is replaced
+//! by an in-sync slave. Epochs (`epochs.rs`) say which master wrote which part of a log, so a
+//! master can tell whether a slave's log is a prefix of its own and, if not, where they part;
+//! a replica whose log parted cuts it there when it starts (`slave::divergence_at_start`).
+//! The controller is one state machine on one name server; replicating it with Raft is the
+//! next step; its changes are few and deterministic, which is what a Raft log carries.
 
+pub mod controller;
+pub mod epochs;
 pub mod frame;
 pub mod master;
+pub mod role;
 pub mod slave;
 pub mod state;
 
@@ -75,6 +87,19 @@ pub struct ReplicationConfig {
     pub ha_addr: Option<String>,
     /// `syncFlushTimeout`: how long a SYNC_MASTER's send waits for its slave.
     pub sync_flush_timeout: std::time::Duration,
+    /// `enableControllerMode`: the controller, not `brokerRole`, says who is master.
+    pub controller: Option<ControllerLink>,
+}
+
+/// How a shard reaches the controller (`enableControllerMode=true`).
+#[derive(Debug, Clone)]
+pub struct ControllerLink {
+    /// `controllerAddr`, else the name servers.
+    pub addrs: Vec<String>,
+    /// `brokerHeartbeatInterval`.
+    pub heartbeat_interval: std::time::Duration,
+    /// `controllerHeartBeatTimeoutMills`: silent this long, the replica counts as dead.
+    pub heartbeat_timeout: std::time::Duration,
 }
 
 impl Default for ReplicationConfig {
@@ -85,6 +110,7 @@ impl Default for ReplicationConfig {
             master_ha_addr: None,
             ha_addr: None,
             sync_flush_timeout: std::time::Duration::from_secs(5),
+            controller: None,
         }
     }
 }
@@ -127,6 +153,10 @@ impl FrameReader {
                 return Err(ReadError::Closed);
             }
         }
+    }
+
+    pub fn stream(&self) -> &TcpStream {
+        &self.stream
     }
 
     pub fn into_stream(self) -> TcpStream {

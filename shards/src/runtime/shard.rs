@@ -82,7 +82,32 @@ async fn serve(start: ShardStart) -> Result<(), String> {
         sync_replication: start.config.replication.role
             == crate::replication::BrokerRole::SyncMaster,
     };
-    let store = Store::open(store_config).await.map_err(|e| e.to_string())?;
+    let mut store = Store::open(store_config.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut epochs = crate::replication::epochs::Epochs::load(&start.config.store_dir)?;
+    if let Some(link) = &start.config.replication.controller {
+        // An old master may hold records its successor never got: cut them before serving.
+        let log_end = store.log().durable().get();
+        let parted =
+            crate::replication::slave::divergence_at_start(&start.config, link, &epochs, log_end)
+                .await;
+        if let Some(agreed) = parted.filter(|agreed| *agreed < log_end) {
+            log::warn!(
+                "shard {id}: the log holds {} bytes past {agreed} that the elected master's does not (never acknowledged as replicated); cutting it there and rebuilding its queues",
+                log_end - agreed
+            );
+            drop(store);
+            let dir = &start.config.store_dir;
+            Store::truncate_closed(dir, start.config.segment_bytes, agreed)
+                .map_err(|e| format!("cutting the log at {agreed}: {e}"))?;
+            epochs = crate::replication::epochs::Epochs::new(epochs.held(agreed));
+            let path = crate::replication::epochs::Epochs::path(dir);
+            crate::store::atomic_file::write(&path, &epochs.to_json())
+                .map_err(|e| format!("writing {}: {e}", path.display()))?;
+            store = Store::open(store_config).await.map_err(|e| e.to_string())?;
+        }
+    }
     let meta = Metadata::load(
         &start.config.store_dir,
         start.config.auto_create_topic_enable,
@@ -106,6 +131,7 @@ async fn serve(start: ShardStart) -> Result<(), String> {
         delay,
         transactions,
         locks,
+        epochs,
     );
     shard.reconcile_topics_with_log();
     shard.spawn_background();

@@ -120,6 +120,19 @@ impl Store {
         }))
     }
 
+    /// Cuts the closed store in `dir` at log offset `at`: the commit log is cut there and the
+    /// consume queues and key index are dropped, so the next `open` rebuilds them from the
+    /// log. For a replica whose log parted from its master's at `at`.
+    pub fn truncate_closed(
+        dir: &std::path::Path,
+        segment_bytes: u64,
+        at: u64,
+    ) -> std::io::Result<()> {
+        crate::commitlog::truncate_closed(&dir.join("commitlog"), segment_bytes, at)?;
+        checkpoint::discard_all(dir)?;
+        KeyIndex::discard(&dir.join("index"))
+    }
+
     /// One recovery attempt from `checkpoint`; the inner `Err` says why queues and log
     /// disagree.
     async fn recover(
