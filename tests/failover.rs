@@ -1,7 +1,8 @@
 //! Automatic failover under the controller (`enableControllerMode`, with the controller in
 //! the name server): real processes on loopback. A killed master is replaced by its in-sync
 //! slave within seconds, nothing answered SEND_OK is lost, the old master rejoins as a slave
-//! of the new one, and an operator's election fences a live master.
+//! of the new one, and an operator's election fences a live master. The stock Java client
+//! (5.5.0) producing through repeated kills finds each new master through its routes.
 
 mod common;
 
@@ -475,5 +476,145 @@ fn a_fenced_master_holding_records_its_successor_never_got_cuts_them_at_restart_
     assert!(
         held.iter().all(|m| tried.contains(m)),
         "a message never sent is held"
+    );
+}
+
+/// Every body in all `queues` queues of `petrel`'s shards for `topic`, in queue order.
+fn held_bodies(client: &mut Client, petrel: &Petrel, topic: &str, queues: i32) -> Vec<String> {
+    let mut held = Vec::new();
+    for (name, addr) in petrel.brokers() {
+        for queue_id in 0..queues {
+            held.extend(
+                pull_all(client, &addr, &queue(topic, &name, queue_id), "*")
+                    .into_iter()
+                    .map(|m| String::from_utf8(m.body.to_vec()).unwrap()),
+            );
+        }
+    }
+    held
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+#[test]
+fn a_java_producer_rides_through_masters_killed_again_and_again_and_loses_nothing_acknowledged() {
+    use common::java::Driver;
+    const JAVA_TOPIC: &str = "JavaFailover";
+    let cycles: usize = std::env::var("PETREL_FAILOVER_CYCLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let ns_dir = tempfile::tempdir().unwrap();
+    let namesrv = Petrel::start(
+        "namesrv",
+        ns_dir.path(),
+        &["enableControllerInNamesrv=true"],
+    );
+    let ns = namesrv.namesrv();
+    let mut client = Client::new(&ns);
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let mut replicas = [Some(replica(dirs[0].path(), &ns, 1)), None];
+    await_master(&mut client, replicas[0].as_ref().unwrap());
+    client
+        .create_topic(
+            &replicas[0].as_ref().unwrap().front_door(),
+            &TopicConfig::new(JAVA_TOPIC, 4, 6),
+        )
+        .unwrap();
+    replicas[1] = Some(replica(dirs[1].path(), &ns, 2));
+    await_in_sync(&mut client, &ns, &[1, 2]);
+
+    let stop_dir = tempfile::tempdir().unwrap();
+    let stop = stop_dir.path().join("stop");
+    let producer = Driver::start(&["steady", &ns, JAVA_TOPIC, stop.to_str().unwrap(), "900"]);
+    let mut lines = Vec::new();
+    let mut drain = |lines: &mut Vec<serde_json::Value>| {
+        lines.extend(producer.lines.try_iter());
+    };
+    // The producer is under way once its first send is acknowledged.
+    eventually(Duration::from_secs(60), || {
+        drain(&mut lines);
+        lines.iter().any(|l| l["status"] == "SEND_OK").then_some(())
+    });
+    let mut master = 0;
+    let mut kills = Vec::new();
+    for cycle in 0..cycles {
+        std::thread::sleep(Duration::from_millis(1500));
+        replicas[master].take().unwrap().kill9();
+        kills.push(now_ms());
+        let next = 1 - master;
+        let took = await_master(&mut client, replicas[next].as_ref().unwrap());
+        replicas[master] = Some(replica(dirs[master].path(), &ns, master as u32 + 1));
+        await_in_sync(&mut client, &ns, &[1, 2]);
+        eprintln!("cycle {cycle}: routes name the new master after {took:?}");
+        master = next;
+        drain(&mut lines);
+    }
+    // The last failover's new master must take sends too before the producer stops.
+    let last_kill = *kills.last().unwrap();
+    eventually(Duration::from_secs(30), || {
+        drain(&mut lines);
+        lines
+            .iter()
+            .any(|l| l["status"] == "SEND_OK" && l["t"].as_i64().unwrap() > last_kill)
+            .then_some(())
+    });
+    std::fs::write(&stop, b"").unwrap();
+    lines.extend(producer.finish(Duration::from_secs(60)));
+
+    let body = |l: &serde_json::Value| format!("steady-{}", l["i"]);
+    let acked: Vec<String> = lines
+        .iter()
+        .filter(|l| l["status"] == "SEND_OK")
+        .map(body)
+        .collect();
+    let tried = lines.iter().filter(|l| l.get("i").is_some()).count();
+    let failed = tried - acked.len();
+    // What the client saw: from each kill to its next acknowledged send.
+    let outages: Vec<i64> = kills
+        .iter()
+        .map(|&k| {
+            lines
+                .iter()
+                .filter(|l| l["status"] == "SEND_OK")
+                .filter_map(|l| l["t"].as_i64())
+                .find(|&t| t > k)
+                .unwrap()
+                - k
+        })
+        .collect();
+
+    let holder = replicas[master].as_ref().unwrap();
+    let held = held_bodies(&mut client, holder, JAVA_TOPIC, 2);
+    let held_set: BTreeSet<&String> = held.iter().collect();
+    let lost: Vec<&String> = acked.iter().filter(|b| !held_set.contains(b)).collect();
+    let duplicates = held.len() - held_set.len();
+    let acked_set: BTreeSet<&String> = acked.iter().collect();
+    let unacked_held = held_set.iter().filter(|b| !acked_set.contains(*b)).count();
+    let never_sent: Vec<&&String> = held_set
+        .iter()
+        .filter(|b| {
+            b.strip_prefix("steady-")
+                .and_then(|i| i.parse::<usize>().ok())
+                .is_none_or(|i| i >= tried)
+        })
+        .collect();
+    eprintln!(
+        "java: {cycles} failovers; client outage per kill (ms) {outages:?}; {tried} sends, {} acknowledged, {failed} not acknowledged, {} lost, {duplicates} duplicated, {unacked_held} stored without SEND_OK",
+        acked.len(),
+        lost.len()
+    );
+    assert!(lost.is_empty(), "acknowledged but lost: {lost:?}");
+    assert!(never_sent.is_empty(), "never sent: {never_sent:?}");
+    // A send is tried on the dead broker's queues only, so no retry stores it twice.
+    assert_eq!(duplicates, 0, "duplicated messages");
+    assert!(
+        outages.iter().all(|&ms| ms <= 15_000),
+        "client outage per kill (ms): {outages:?}"
     );
 }

@@ -8,6 +8,7 @@ import java.util.Arrays;
  *
  * <pre>
  * produce &lt;namesrv&gt; &lt;topic&gt; &lt;count&gt; &lt;sync|async|oneway|batch&gt; [group]
+ * steady  &lt;namesrv&gt; &lt;topic&gt; &lt;stopFile&gt; &lt;maxSeconds&gt;
  * push    &lt;namesrv&gt; &lt;group&gt; &lt;topic&gt; &lt;subExpression&gt; &lt;expect&gt; &lt;timeoutSec&gt; &lt;idleSec&gt; [instanceName]
  * pull    &lt;namesrv&gt; &lt;group&gt; &lt;topic&gt; &lt;timeoutSec&gt;
  * </pre>
@@ -67,6 +68,7 @@ public final class Interop {
         String[] rest = Arrays.copyOfRange(args, 1, args.length);
         switch (args[0]) {
             case "produce": return Produce.run(rest);
+            case "steady": return Steady.run(rest);
             case "push": return Push.run(rest);
             case "pull": return Pull.run(rest);
             case "view": return View.run(rest);
