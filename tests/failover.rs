@@ -533,7 +533,7 @@ fn a_java_producer_rides_through_masters_killed_again_and_again_and_loses_nothin
     let stop = stop_dir.path().join("stop");
     let producer = Driver::start(&["steady", &ns, JAVA_TOPIC, stop.to_str().unwrap(), "900"]);
     let mut lines = Vec::new();
-    let mut drain = |lines: &mut Vec<serde_json::Value>| {
+    let drain = |lines: &mut Vec<serde_json::Value>| {
         lines.extend(producer.lines.try_iter());
     };
     // The producer is under way once its first send is acknowledged.
