@@ -44,6 +44,22 @@ fn masters(client: &mut Client, cluster: Option<&str>) -> anyhow::Result<Vec<Mas
     Ok(out)
 }
 
+/// The broker names of `cluster`, sorted.
+pub fn names_in_cluster(client: &mut Client, cluster: &str) -> anyhow::Result<Vec<String>> {
+    let info = client.cluster_info()?;
+    let mut names: Vec<String> = info["clusterAddrTable"][cluster]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|n| n.as_str().map(str::to_string))
+        .collect();
+    if names.is_empty() {
+        bail!("the name server knows no cluster named {cluster}");
+    }
+    names.sort();
+    Ok(names)
+}
+
 /// Every master the name server knows, sorted by name.
 pub fn all_masters(client: &mut Client) -> anyhow::Result<Vec<Master>> {
     masters(client, None)
@@ -93,4 +109,51 @@ pub fn runtime_info(
     }
     let kv: serde_json::Value = serde_json::from_slice(&reply.body).ok()?;
     serde_json::from_value(kv["table"].clone()).ok()
+}
+
+/// Prints every broker of every cluster (of `cluster_name` only, if given) with its role
+/// and replication lag.
+pub fn print_cluster_list(namesrv: &str, cluster_name: Option<&str>) -> anyhow::Result<()> {
+    let mut client = Client::new(namesrv);
+    let info = client.cluster_info()?;
+    println!(
+        "{:<22}{:<22}{:<6}{:<24}{:<14}{:<12}",
+        "#Cluster Name", "#Broker Name", "#BID", "#Addr", "#Role", "#Lag(bytes)"
+    );
+    let clusters = info["clusterAddrTable"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    for (cluster, names) in clusters {
+        if cluster_name.is_some_and(|c| c != cluster) {
+            continue;
+        }
+        for name in names.as_array().cloned().unwrap_or_default() {
+            let name = name.as_str().unwrap_or_default();
+            let addrs = info["brokerAddrTable"][name]["brokerAddrs"]
+                .as_object()
+                .cloned()
+                .unwrap_or_default();
+            for (id, addr) in addrs {
+                let addr = addr.as_str().unwrap_or_default();
+                let status = runtime_info(&mut client, addr);
+                let field = |k: &str| {
+                    status
+                        .as_ref()
+                        .and_then(|t| t.get(k))
+                        .map_or("-".to_string(), |v| v.to_string())
+                };
+                println!(
+                    "{:<22}{:<22}{:<6}{:<24}{:<14}{:<12}",
+                    cluster,
+                    name,
+                    id,
+                    addr,
+                    field("brokerRole"),
+                    field("haReplicationLagBytes")
+                );
+            }
+        }
+    }
+    Ok(())
 }

@@ -2,6 +2,7 @@
 //! built on Petrel's client. Output keeps mqadmin's column headers, which scripts grep.
 
 mod brokers;
+mod controller;
 mod group;
 mod progress;
 mod query;
@@ -72,6 +73,40 @@ pub enum AdminCommand {
         ns: Namesrv,
         #[arg(short = 'c', long = "clusterName")]
         cluster_name: Option<String>,
+    },
+    /// Make one replica the master of its group now (controller mode).
+    #[command(name = "electMaster")]
+    ElectMaster {
+        /// Accepted as mqadmin accepts it; the controller is asked directly.
+        #[command(flatten)]
+        ns: Namesrv,
+        /// The controller's address (a name server with enableControllerInNamesrv).
+        #[arg(short = 'a', long = "controllerAddress")]
+        controller: String,
+        #[arg(short = 'b', long = "brokerId")]
+        broker_id: i64,
+        /// mqadmin spells it `-bn`.
+        #[arg(long = "brokerName")]
+        broker_name: String,
+        #[arg(short = 'c', long = "clusterName")]
+        cluster_name: String,
+    },
+    /// The controller's view of groups: master, epochs, replicas in and out of sync.
+    #[command(name = "getSyncStateSet")]
+    GetSyncStateSet {
+        #[command(flatten)]
+        ns: Namesrv,
+        #[arg(short = 'a', long = "controllerAddress")]
+        controller: String,
+        /// Every group of this cluster (the name server's view).
+        #[arg(
+            short = 'c',
+            long = "clusterName",
+            required_unless_present = "broker_name"
+        )]
+        cluster_name: Option<String>,
+        #[arg(short = 'b', long = "brokerName")]
+        broker_name: Option<String>,
     },
     /// Send one message.
     #[command(name = "sendMessage")]
@@ -258,6 +293,25 @@ pub enum AdminCommand {
     },
 }
 
+/// mqadmin's options with more than one letter after a single dash (`-bn`), spelt as their
+/// long forms so that mqadmin's command lines parse.
+pub fn mqadmin_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    const LONG: &[(&str, &str)] = &[("-bn", "--brokerName")];
+    let mut admin = false;
+    args.into_iter()
+        .map(|arg| {
+            let long = LONG.iter().find(|(short, _)| arg == *short);
+            match long {
+                Some((_, long)) if admin => long.into(),
+                _ => {
+                    admin |= arg == "admin";
+                    arg
+                }
+            }
+        })
+        .collect()
+}
+
 pub fn run(command: AdminCommand) -> anyhow::Result<()> {
     match command {
         AdminCommand::UpdateTopic {
@@ -283,96 +337,32 @@ pub fn run(command: AdminCommand) -> anyhow::Result<()> {
             }
         }
         AdminCommand::TopicRoute { ns, topic, list } => {
-            let route = Client::new(&ns.namesrv_addr).route(&topic)?;
-            if list {
-                println!(
-                    "{:<22}{:<22}{:<40}{:<12}{:<12}{:<6}",
-                    "#ClusterName",
-                    "#BrokerName",
-                    "#BrokerAddrs",
-                    "#ReadQueue",
-                    "#WriteQueue",
-                    "#Perm"
-                );
-                let (mut read, mut write) = (0, 0);
-                for q in &route.queue_datas {
-                    let broker = route
-                        .broker_datas
-                        .iter()
-                        .find(|b| b.broker_name == q.broker_name);
-                    let cluster = broker.map_or("", |b| b.cluster.as_str());
-                    let addrs = broker
-                        .map(|b| format!("{:?}", b.broker_addrs))
-                        .unwrap_or_default();
-                    println!(
-                        "{:<22}{:<22}{:<40}{:<12}{:<12}{:<6}",
-                        cluster,
-                        q.broker_name,
-                        addrs,
-                        q.read_queue_nums,
-                        q.write_queue_nums,
-                        q.perm
-                    );
-                    read += q.read_queue_nums;
-                    write += q.write_queue_nums;
-                }
-                println!(
-                    "{:<22}{:<22}{:<40}{:<12}{:<12}",
-                    "Total:", "", "", read, write
-                );
-            } else {
-                let value = serde_json::json!({
-                    "brokerDatas": route.broker_datas.iter().map(|b| serde_json::json!({
-                        "brokerAddrs": b.broker_addrs, "brokerName": b.broker_name, "cluster": b.cluster })).collect::<Vec<_>>(),
-                    "queueDatas": route.queue_datas.iter().map(|q| serde_json::json!({
-                        "brokerName": q.broker_name, "perm": q.perm, "readQueueNums": q.read_queue_nums,
-                        "topicSysFlag": q.topic_sys_flag, "writeQueueNums": q.write_queue_nums })).collect::<Vec<_>>(),
-                });
-                println!("{}", serde_json::to_string_pretty(&value)?);
-            }
+            topic::print_route(&ns.namesrv_addr, &topic, list)?
+        }
+        AdminCommand::ElectMaster {
+            ns: _,
+            controller: addr,
+            broker_id,
+            broker_name,
+            cluster_name,
+        } => controller::elect_master(&addr, &cluster_name, &broker_name, broker_id)?,
+        AdminCommand::GetSyncStateSet {
+            ns,
+            controller: addr,
+            cluster_name,
+            broker_name,
+        } => {
+            let names = match (broker_name, cluster_name) {
+                (Some(name), _) => vec![name],
+                (None, cluster) => brokers::names_in_cluster(
+                    &mut Client::new(&ns.namesrv_addr),
+                    cluster.as_deref().unwrap_or_default(),
+                )?,
+            };
+            controller::sync_state_set(&addr, &names)?;
         }
         AdminCommand::ClusterList { ns, cluster_name } => {
-            let mut client = Client::new(&ns.namesrv_addr);
-            let info = client.cluster_info()?;
-            println!(
-                "{:<22}{:<22}{:<6}{:<24}{:<14}{:<12}",
-                "#Cluster Name", "#Broker Name", "#BID", "#Addr", "#Role", "#Lag(bytes)"
-            );
-            let clusters = info["clusterAddrTable"]
-                .as_object()
-                .cloned()
-                .unwrap_or_default();
-            for (cluster, names) in clusters {
-                if cluster_name.as_ref().is_some_and(|c| *c != cluster) {
-                    continue;
-                }
-                for name in names.as_array().cloned().unwrap_or_default() {
-                    let name = name.as_str().unwrap_or_default();
-                    let addrs = info["brokerAddrTable"][name]["brokerAddrs"]
-                        .as_object()
-                        .cloned()
-                        .unwrap_or_default();
-                    for (id, addr) in addrs {
-                        let addr = addr.as_str().unwrap_or_default();
-                        let status = brokers::runtime_info(&mut client, addr);
-                        let field = |k: &str| {
-                            status
-                                .as_ref()
-                                .and_then(|t| t.get(k))
-                                .map_or("-".to_string(), |v| v.to_string())
-                        };
-                        println!(
-                            "{:<22}{:<22}{:<6}{:<24}{:<14}{:<12}",
-                            cluster,
-                            name,
-                            id,
-                            addr,
-                            field("brokerRole"),
-                            field("haReplicationLagBytes")
-                        );
-                    }
-                }
-            }
+            brokers::print_cluster_list(&ns.namesrv_addr, cluster_name.as_deref())?
         }
         AdminCommand::SendMessage {
             ns,
@@ -582,4 +572,36 @@ pub fn run(command: AdminCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mqadmin_args;
+
+    fn spelt(args: &[&str]) -> Vec<String> {
+        mqadmin_args(args.iter().map(Into::into))
+            .into_iter()
+            .map(|a| a.into_string().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn mqadmins_multi_letter_options_become_long_ones_after_admin_only() {
+        assert_eq!(
+            spelt(&["petrel", "admin", "electMaster", "-bn", "b", "-b", "2"]),
+            [
+                "petrel",
+                "admin",
+                "electMaster",
+                "--brokerName",
+                "b",
+                "-b",
+                "2"
+            ]
+        );
+        assert_eq!(
+            spelt(&["petrel", "broker", "-bn"]),
+            ["petrel", "broker", "-bn"]
+        );
+    }
 }

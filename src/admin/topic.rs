@@ -113,3 +113,45 @@ pub fn delete(
     println!("delete topic [{topic}] from NameServer success.");
     Ok(())
 }
+
+/// Prints a topic's route: mqadmin's table with `-l`, else its JSON.
+pub fn print_route(namesrv: &str, topic: &str, list: bool) -> anyhow::Result<()> {
+    let route = Client::new(namesrv).route(topic)?;
+    if list {
+        println!(
+            "{:<22}{:<22}{:<40}{:<12}{:<12}{:<6}",
+            "#ClusterName", "#BrokerName", "#BrokerAddrs", "#ReadQueue", "#WriteQueue", "#Perm"
+        );
+        let (mut read, mut write) = (0, 0);
+        for q in &route.queue_datas {
+            let broker = route
+                .broker_datas
+                .iter()
+                .find(|b| b.broker_name == q.broker_name);
+            let cluster = broker.map_or("", |b| b.cluster.as_str());
+            let addrs = broker
+                .map(|b| format!("{:?}", b.broker_addrs))
+                .unwrap_or_default();
+            println!(
+                "{:<22}{:<22}{:<40}{:<12}{:<12}{:<6}",
+                cluster, q.broker_name, addrs, q.read_queue_nums, q.write_queue_nums, q.perm
+            );
+            read += q.read_queue_nums;
+            write += q.write_queue_nums;
+        }
+        println!(
+            "{:<22}{:<22}{:<40}{:<12}{:<12}",
+            "Total:", "", "", read, write
+        );
+    } else {
+        let value = serde_json::json!({
+            "brokerDatas": route.broker_datas.iter().map(|b| serde_json::json!({
+                "brokerAddrs": b.broker_addrs, "brokerName": b.broker_name, "cluster": b.cluster })).collect::<Vec<_>>(),
+            "queueDatas": route.queue_datas.iter().map(|q| serde_json::json!({
+                "brokerName": q.broker_name, "perm": q.perm, "readQueueNums": q.read_queue_nums,
+                "topicSysFlag": q.topic_sys_flag, "writeQueueNums": q.write_queue_nums })).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    }
+    Ok(())
+}

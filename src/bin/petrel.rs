@@ -48,7 +48,7 @@ fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
         .format_timestamp_millis()
         .init();
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(admin::mqadmin_args(std::env::args_os()));
     let result = match cli.command {
         Command::Namesrv(args) => serve(Role::Namesrv, args),
         Command::Broker(args) => serve(Role::Broker, args),

@@ -199,7 +199,7 @@ impl NameServer {
 
     /// BROKER_HEARTBEAT, CONTROLLER_ELECT_MASTER, CONTROLLER_GET_REPLICA_INFO and
     /// CONTROLLER_GET_SYNC_STATE_DATA: answered once the controller's state they reflect is on
-    /// disk.
+    /// disk. CONTROLLER_GET_METADATA_INFO names this controller as the leader.
     async fn controller_request(
         &self,
         conn: &Rc<Connection>,
@@ -212,6 +212,16 @@ impl NameServer {
                     cmd.code
                 ));
         };
+        if cmd.code == request::CONTROLLER_GET_METADATA_INFO {
+            // One controller, and it is this one, at the address the asker reached.
+            let me = conn.local.to_string();
+            return RemotingCommand::response(response::SUCCESS, cmd.opaque)
+                .with_field("group", "petrel-controller".to_string())
+                .with_field("controllerLeaderId", "0".to_string())
+                .with_field("controllerLeaderAddress", me.clone())
+                .with_field("isLeader", "true".to_string())
+                .with_field("peers", me);
+        }
         let f = Fields(&cmd.ext_fields);
         let outcome = match cmd.code {
             request::BROKER_HEARTBEAT => match parse_heartbeat(&f, conn.id) {
@@ -246,15 +256,27 @@ impl NameServer {
         c.durable().await;
         let state = c.state.borrow();
         match name {
-            Some(name) => answer_fields(
-                RemotingCommand::response(response::SUCCESS, cmd.opaque),
-                &state.answer(&name),
-                state
-                    .groups()
-                    .get(&name)
-                    .map_or(0, |g| g.sync_state_set_epoch),
-            ),
-            None => ok_json(cmd, &sync_state_data(&state)),
+            Some(name) => {
+                let reply = answer_fields(
+                    RemotingCommand::response(response::SUCCESS, cmd.opaque),
+                    &state.answer(&name),
+                    state
+                        .groups()
+                        .get(&name)
+                        .map_or(0, |g| g.sync_state_set_epoch),
+                );
+                if cmd.code == request::CONTROLLER_ELECT_MASTER {
+                    reply.with_body(json_body(&member_group(&state, &name)))
+                } else {
+                    reply
+                }
+            }
+            None => match requested_names(&cmd.body) {
+                Ok(names) => ok_json(cmd, &sync_state_data(&state, names.as_deref())),
+                Err(e) => {
+                    RemotingCommand::response(response::SYSTEM_ERROR, cmd.opaque).with_remark(e)
+                }
+            },
         }
     }
 
@@ -343,12 +365,40 @@ fn answer_fields(reply: RemotingCommand, answer: &Answer, sync_epoch: u64) -> Re
         )
 }
 
-/// Every group's master, epoch and replicas in and out of sync (mqadmin getSyncStateSet).
-fn sync_state_data(state: &Controller) -> serde_json::Value {
+/// CONTROLLER_GET_SYNC_STATE_DATA's body: a JSON list of group names, or nothing for all.
+fn requested_names(body: &[u8]) -> Result<Option<Vec<String>>, String> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    serde_json::from_slice::<Vec<String>>(body)
+        .map(Some)
+        .map_err(|e| format!("the body must be a JSON list of broker names: {e}"))
+}
+
+/// A group's live replicas by brokerId (BrokerMemberGroup, electMaster's answer body).
+fn member_group(state: &Controller, name: &str) -> serde_json::Value {
+    let addrs: serde_json::Map<_, _> = state
+        .live_replicas(name)
+        .into_iter()
+        .map(|(id, addr, _)| (id.to_string(), serde_json::json!(addr)))
+        .collect();
+    serde_json::json!({
+        "cluster": state.groups().get(name).map(|g| g.cluster.clone()).unwrap_or_default(),
+        "brokerName": name,
+        "brokerAddrs": addrs,
+    })
+}
+
+/// The master, epoch and replicas in and out of sync of the groups in `names` (all when
+/// `None`): mqadmin getSyncStateSet's BrokerReplicasInfo.
+fn sync_state_data(state: &Controller, names: Option<&[String]>) -> serde_json::Value {
     let mut table = serde_json::Map::new();
     for (name, group) in state.groups() {
+        if names.is_some_and(|names| !names.contains(name)) {
+            continue;
+        }
         let live = state.live_replicas(name);
-        let replica = |id: &i64, addr: &str| serde_json::json!({ "brokerId": id, "brokerAddress": addr, "alive": live.iter().any(|(l, _, _)| l == id) });
+        let replica = |id: &i64, addr: &str| serde_json::json!({ "brokerName": name, "brokerId": id, "brokerAddress": addr, "alive": live.iter().any(|(l, _, _)| l == id) });
         let addr_of = |id: &i64| {
             live.iter()
                 .find(|(l, _, _)| l == id)
@@ -382,9 +432,12 @@ fn sync_state_data(state: &Controller) -> serde_json::Value {
     serde_json::json!({ "replicasInfoTable": table })
 }
 
+fn json_body(body: &impl serde::Serialize) -> Bytes {
+    Bytes::from(serde_json::to_vec(body).expect("route tables serialize"))
+}
+
 fn ok_json(cmd: &RemotingCommand, body: &impl serde::Serialize) -> RemotingCommand {
-    let body = serde_json::to_vec(body).expect("route tables serialize");
-    RemotingCommand::response(response::SUCCESS, cmd.opaque).with_body(Bytes::from(body))
+    RemotingCommand::response(response::SUCCESS, cmd.opaque).with_body(json_body(body))
 }
 
 struct NameServerHandler(Rc<NameServer>);
@@ -398,6 +451,7 @@ impl Handler for NameServerHandler {
             request::BROKER_HEARTBEAT
             | request::CONTROLLER_ELECT_MASTER
             | request::CONTROLLER_GET_REPLICA_INFO
+            | request::CONTROLLER_GET_METADATA_INFO
             | request::CONTROLLER_GET_SYNC_STATE_DATA => {
                 self.0.controller_request(conn, &cmd).await
             }

@@ -5,6 +5,7 @@
     reason = "each test binary uses a different part of the harness"
 )]
 
+pub mod ha;
 pub mod java;
 
 use std::io::{BufRead, BufReader};
@@ -306,5 +307,51 @@ pub fn pull_all(
         }
         out.extend(r.messages);
         offset = r.next_begin_offset;
+    }
+}
+
+/// Runs Apache RocketMQ's own mqadmin (`tests/mqadmin/mqadmin`, rocketmq-tools 5.5.0, resolved
+/// by Maven on first use) to completion within `limit`: whether it exited 0, and its stdout
+/// and stderr.
+pub fn apache_mqadmin(args: &[&str], limit: Duration) -> (bool, String, String) {
+    use std::io::Read;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/mqadmin/mqadmin");
+    let mut child = Command::new("bash")
+        .arg(script)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("bash runs tests/mqadmin/mqadmin");
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            text
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().expect("piped")));
+    let err = drain(Box::new(child.stderr.take().expect("piped")));
+    let status = wait_or_kill(&mut child, limit);
+    let (out, err) = (out.join().unwrap(), err.join().unwrap());
+    let status =
+        status.unwrap_or_else(|| panic!("mqadmin {args:?} ran past {limit:?}: {out}{err}"));
+    (status.success(), out, err)
+}
+
+/// `child`'s exit status, or `None` (and the child killed) if it runs past `limit`.
+fn wait_or_kill(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }

@@ -39,6 +39,8 @@ pub enum Outbound {
 pub struct Connection {
     pub id: u64,
     pub peer: SocketAddr,
+    /// This end's address: the one the peer reached us on.
+    pub local: SocketAddr,
     outbound: RefCell<VecDeque<Outbound>>,
     wake_writer: Signal,
     /// Raised by the writer when the queue fell below half of `OUTBOUND_FRAMES_MAX`.
@@ -51,13 +53,15 @@ impl Connection {
     /// A connection without a socket, for requests that arrive over the mesh: the handler's
     /// answer is taken with `take_reply`.
     pub fn detached(id: u64) -> Rc<Connection> {
-        Connection::new(id, SocketAddr::from(([0, 0, 0, 0], 0)))
+        let none = SocketAddr::from(([0, 0, 0, 0], 0));
+        Connection::new(id, none, none)
     }
 
-    fn new(id: u64, peer: SocketAddr) -> Rc<Connection> {
+    fn new(id: u64, peer: SocketAddr, local: SocketAddr) -> Rc<Connection> {
         Rc::new(Connection {
             id,
             peer,
+            local,
             outbound: RefCell::new(VecDeque::new()),
             wake_writer: Signal::default(),
             drained: Signal::default(),
@@ -174,9 +178,9 @@ pub async fn serve_connection<H: Handler>(
     durable: Option<Rc<Watermark>>,
     limits: ConnectionLimits,
 ) {
-    let peer = stream
-        .peer_addr()
-        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let none = SocketAddr::from(([0, 0, 0, 0], 0));
+    let peer = stream.peer_addr().unwrap_or(none);
+    let local = stream.local_addr().unwrap_or(none);
     let _ = stream.set_nodelay(true);
     let writer_stream = match dup_stream(&stream) {
         Ok(s) => s,
@@ -185,7 +189,7 @@ pub async fn serve_connection<H: Handler>(
             return;
         }
     };
-    let conn = Connection::new(id, peer);
+    let conn = Connection::new(id, peer, local);
     let writer = glommio::spawn_local(write_loop(writer_stream, conn.clone(), durable));
     if let Err(e) = read_loop(stream, &conn, &*handler, limits).await {
         log::debug!("connection {peer} closed: {e}");

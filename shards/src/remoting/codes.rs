@@ -55,6 +55,9 @@ pub mod request {
     /// Broker or admin → controller: a group's master, epoch and in-sync set, changing
     /// nothing.
     pub const CONTROLLER_GET_REPLICA_INFO: i32 = 1004;
+    /// Admin → controller: which controller leads (mqadmin asks it before electMaster and
+    /// getSyncStateSet).
+    pub const CONTROLLER_GET_METADATA_INFO: i32 = 1005;
     /// Admin → controller: the in-sync sets (mqadmin getSyncStateSet).
     pub const CONTROLLER_GET_SYNC_STATE_DATA: i32 = 1006;
 }
