@@ -156,6 +156,14 @@ pub fn with_client<T, Fut>(rig: &Rig, scenario: impl FnOnce(Env) -> Fut) -> T
 where
     Fut: Future<Output = T>,
 {
+    with_client_at(&rig.ns, SCENARIO_LIMIT, scenario)
+}
+
+/// `with_client` for the name server at `ns`, under `limit`.
+pub fn with_client_at<T, Fut>(ns: &str, limit: Duration, scenario: impl FnOnce(Env) -> Fut) -> T
+where
+    Fut: Future<Output = T>,
+{
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -178,10 +186,10 @@ where
     };
     let env = Env {
         rt: client_runtime.clone(),
-        ns: rig.ns.clone(),
+        ns: ns.to_string(),
     };
     let scenario = scenario(env);
-    let outcome = rt.block_on(async { tokio::time::timeout(SCENARIO_LIMIT, scenario).await });
+    let outcome = rt.block_on(async { tokio::time::timeout(limit, scenario).await });
     rt.block_on(async move {
         let report = client_runtime.shutdown().await;
         if !report.is_healthy() {
@@ -190,7 +198,7 @@ where
         owner.shutdown_tasks().await;
         owner.shutdown_background();
     });
-    outcome.unwrap_or_else(|_| panic!("scenario not finished within {SCENARIO_LIMIT:?}"))
+    outcome.unwrap_or_else(|_| panic!("scenario not finished within {limit:?}"))
 }
 
 impl Env {
