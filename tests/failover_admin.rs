@@ -80,6 +80,26 @@ fn apache_mqadmin_and_petrel_admin_read_the_sync_state_set_and_elect_a_master() 
         (routed_master(&mut client, 0).as_deref() == Some(a_s0.as_str())).then_some(())
     });
 
+    // clusterList shows each shard's role and epoch: shard 0 was elected three times.
+    fn row(out: &str, name: &str, id: &str) -> Option<Vec<String>> {
+        out.lines()
+            .map(|l| l.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+            .find(|cols| cols.len() >= 7 && cols[1] == name && cols[2] == id)
+    }
+    // The replaced master re-registers as brokerId 2 once it follows.
+    let out = eventually(Duration::from_secs(10), || {
+        let out = admin_ok(&ns, &["clusterList"]);
+        let settled = row(&out, "broker-a-s0", "2").is_some_and(|r| r[4] == "SLAVE" && r[6] == "3");
+        settled.then_some(out)
+    });
+    let row = |name: &str, id: &str| {
+        row(&out, name, id).unwrap_or_else(|| panic!("no {name} brokerId {id} in {out}"))
+    };
+    let (master, slave) = (row("broker-a-s0", "0"), row("broker-a-s0", "2"));
+    assert!(master[4].ends_with("MASTER"), "{out}");
+    assert_eq!(master[6], "3", "{out}");
+    assert_eq!(slave[6], "3", "{out}");
+    assert_eq!(row("broker-a-s1", "0")[6], "1", "{out}");
     // A replica that does not exist is refused by name, and nothing changes.
     let (ok, out, err) = admin(&ns, &elect(&ns, "7"));
     assert!(!ok, "{out}");

@@ -111,14 +111,14 @@ pub fn runtime_info(
     serde_json::from_value(kv["table"].clone()).ok()
 }
 
-/// Prints every broker of every cluster (of `cluster_name` only, if given) with its role
-/// and replication lag.
+/// Prints every broker of every cluster (of `cluster_name` only, if given) with its role,
+/// replication lag and, under a controller, its epoch.
 pub fn print_cluster_list(namesrv: &str, cluster_name: Option<&str>) -> anyhow::Result<()> {
     let mut client = Client::new(namesrv);
     let info = client.cluster_info()?;
     println!(
-        "{:<22}{:<22}{:<6}{:<24}{:<14}{:<12}",
-        "#Cluster Name", "#Broker Name", "#BID", "#Addr", "#Role", "#Lag(bytes)"
+        "{:<22}{:<22}{:<6}{:<24}{:<14}{:<12}{:<8}",
+        "#Cluster Name", "#Broker Name", "#BID", "#Addr", "#Role", "#Lag(bytes)", "#Epoch"
     );
     let clusters = info["clusterAddrTable"]
         .as_object()
@@ -144,13 +144,14 @@ pub fn print_cluster_list(namesrv: &str, cluster_name: Option<&str>) -> anyhow::
                         .map_or("-".to_string(), |v| v.to_string())
                 };
                 println!(
-                    "{:<22}{:<22}{:<6}{:<24}{:<14}{:<12}",
+                    "{:<22}{:<22}{:<6}{:<24}{:<14}{:<12}{:<8}",
                     cluster,
                     name,
                     id,
                     addr,
                     field("brokerRole"),
-                    field("haReplicationLagBytes")
+                    field("haReplicationLagBytes"),
+                    field("controllerEpoch")
                 );
             }
         }

@@ -48,6 +48,32 @@ pub fn petrel_bin() -> PathBuf {
     bin
 }
 
+/// Each thread of process `pid`: its name, state, kernel wait channel and kernel stack, from
+/// /proc (the stack needs root; it is left out where unreadable).
+fn thread_states(pid: u32) -> String {
+    let read = |path: std::path::PathBuf| std::fs::read_to_string(path).unwrap_or_default();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return format!("(no /proc/{pid}/task)");
+    };
+    let mut out = String::new();
+    for task in tasks.flatten() {
+        let dir = task.path();
+        let state = read(dir.join("status"))
+            .lines()
+            .find(|l| l.starts_with("State:"))
+            .unwrap_or_default()
+            .to_string();
+        out.push_str(&format!(
+            "- {} {} wchan={} {state}\n{}",
+            task.file_name().to_string_lossy(),
+            read(dir.join("comm")).trim(),
+            read(dir.join("wchan")).trim(),
+            read(dir.join("stack"))
+        ));
+    }
+    out
+}
+
 /// Properties every test broker gets: any free port, small segments, no pinning (tests run
 /// side by side on two cores).
 pub fn test_properties(store: &Path) -> Vec<String> {
@@ -149,8 +175,13 @@ impl Petrel {
                     }
                 }
                 Err(_) => {
+                    // A start that never finished: say where each thread waits before killing.
+                    let threads = thread_states(child.id());
+                    let exited = child.try_wait().ok().flatten();
                     let _ = child.kill();
-                    panic!("petrel {role} did not print its ready line");
+                    panic!(
+                        "petrel {role} did not print its ready line within {READY_TIMEOUT:?} (exited: {exited:?}); its threads:\n{threads}"
+                    );
                 }
             }
         };
