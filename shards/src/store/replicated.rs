@@ -198,7 +198,9 @@ impl Replicated {
     /// How far consumers may see, given the master's durable end.
     pub fn visible(&self, durable: u64) -> u64 {
         match self.acked_level() {
-            Some(acked) if self.sync && self.in_sync(durable) => durable.min(acked),
+            Some(acked) if self.sync && durable.saturating_sub(acked) <= MAX_GAP_IN_SYNC => {
+                durable.min(acked)
+            }
             _ => durable,
         }
     }
