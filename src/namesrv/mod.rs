@@ -99,6 +99,7 @@ impl NameServer {
             broker_addr: f.str("brokerAddr")?.to_string(),
             broker_id: f.i64("brokerId")?,
             ha_server_addr: f.opt_str("haServerAddr").unwrap_or_default().to_string(),
+            epoch: f.opt_i64("epoch")?.unwrap_or(0).max(0) as u64,
             timeout: f
                 .opt_i64("heartbeatTimeoutMillis")?
                 .map_or(BROKER_EXPIRY, |ms| {
@@ -121,10 +122,10 @@ impl NameServer {
         };
         let topics = &body.topic_config_serialize_wrapper.topic_config_table;
         let mut routes = self.routes.borrow_mut();
-        routes.register(&reg, topics, Instant::now());
-        // A slave learns its master here, as RocketMQ's does.
+        let taken = routes.register(&reg, topics, Instant::now());
+        // A slave learns its master here, as RocketMQ's does; so does a stale master.
         let (master, ha) = match routes.master_of(&reg.broker_name) {
-            Some((addr, ha)) if reg.broker_id != 0 => (addr.to_string(), ha.to_string()),
+            Some((addr, ha)) if reg.broker_id != 0 || !taken => (addr.to_string(), ha.to_string()),
             _ => (String::new(), String::new()),
         };
         Ok(RemotingCommand::response(response::SUCCESS, cmd.opaque)

@@ -18,6 +18,10 @@ pub struct BrokerData {
     pub broker_name: String,
     pub cluster: String,
     pub enable_acting_master: bool,
+    /// The highest controller epoch any of its replicas registered with (0 without a
+    /// controller): a registration from an older epoch is stale and changes nothing.
+    #[serde(skip)]
+    pub epoch: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -60,6 +64,8 @@ pub struct Registration {
     pub broker_id: i64,
     /// Where its slaves connect (`haServerAddr`), for a master.
     pub ha_server_addr: String,
+    /// The controller epoch the broker acts in (0 without a controller).
+    pub epoch: u64,
     pub timeout: Duration,
     /// The connection it arrived on: when that closes, the broker is gone.
     pub connection_id: u64,
@@ -105,7 +111,22 @@ impl Routes {
         reg: &Registration,
         topics: &BTreeMap<String, RegisteredTopic>,
         now: Instant,
-    ) {
+    ) -> bool {
+        if let Some(known) = self.brokers.get(&reg.broker_name) {
+            if reg.epoch < known.epoch {
+                // Sent before its broker learned of a newer master: taking it would put a
+                // fenced master back at brokerId 0, or drop the new one by its address.
+                log::debug!(
+                    "namesrv: stale registration of {} brokerId {} at {} (epoch {} < {})",
+                    reg.broker_name,
+                    reg.broker_id,
+                    reg.broker_addr,
+                    reg.epoch,
+                    known.epoch
+                );
+                return false;
+            }
+        }
         self.clusters
             .entry(reg.cluster.clone())
             .or_default()
@@ -118,7 +139,9 @@ impl Routes {
                 broker_name: reg.broker_name.clone(),
                 cluster: reg.cluster.clone(),
                 enable_acting_master: false,
+                epoch: reg.epoch,
             });
+        broker.epoch = broker.epoch.max(reg.epoch);
         // The same address under another id replaces the old id (slave → master switch).
         broker
             .broker_addrs
@@ -158,6 +181,7 @@ impl Routes {
                 ha_server_addr: reg.ha_server_addr.clone(),
             },
         );
+        true
     }
 
     /// The live master (brokerId 0) of `broker_name`: its address and its HA address.
@@ -277,6 +301,7 @@ mod tests {
             broker_addr: addr.into(),
             broker_id: 0,
             ha_server_addr: String::new(),
+            epoch: 0,
             timeout: BROKER_EXPIRY,
             connection_id: conn,
         }
@@ -338,5 +363,30 @@ mod tests {
         assert!(routes.route("T").is_none());
         routes.connection_closed(7);
         assert!(routes.route("U").is_none());
+    }
+
+    #[test]
+    fn a_registration_from_an_older_epoch_changes_nothing() {
+        let mut routes = Routes::default();
+        let now = Instant::now();
+        let (old, new) = ("127.0.0.1:1", "127.0.0.1:2");
+        let at = |addr: &str, id: i64, epoch: u64| Registration {
+            broker_id: id,
+            epoch,
+            ..reg("b-s0", addr, 1)
+        };
+        assert!(routes.register(&at(old, 0, 2), &topics(&["T"]), now));
+        assert!(routes.register(&at(new, 0, 3), &topics(&["T"]), now));
+        // The fenced master's registration, in flight while it was replaced, arrives late.
+        assert!(!routes.register(&at(old, 0, 2), &topics(&["T"]), now));
+        assert_eq!(routes.master_of("b-s0").map(|m| m.0), Some(new));
+        // Nor may a stale slave registration of the new master's address drop it.
+        assert!(!routes.register(&at(new, 2, 2), &topics(&["T"]), now));
+        assert!(routes.register(&at(old, 2, 3), &topics(&["T"]), now));
+        let json = serde_json::to_string(&routes.route("T").unwrap()).unwrap();
+        assert!(
+            json.contains(r#""brokerAddrs":{"0":"127.0.0.1:2","2":"127.0.0.1:1"}"#),
+            "{json}"
+        );
     }
 }

@@ -32,6 +32,9 @@ fn header(shard: &Shard) -> ExtFields {
         replication.ha_addr.as_deref().unwrap_or(&addr),
     );
     ext.insert("brokerId", shard.ha.registered_id().to_string());
+    // Not in RocketMQ's header (its name servers ignore it): lets ours tell a registration
+    // sent before a change of master from one sent after it.
+    ext.insert("epoch", shard.ha.epoch().to_string());
     ext
 }
 

@@ -163,7 +163,8 @@ pub async fn apply(shard: &Shard, view: View) {
         }
         return;
     }
-    if shard.ha.role() != Role::Slave {
+    let fenced = shard.ha.role() != Role::Slave;
+    if fenced {
         log::warn!(
             "shard {id}: fenced: the controller names {} master at epoch {}; writes are refused from now",
             view.master.map_or("no replica".to_string(), |m| format!("brokerId {m}")),
@@ -171,9 +172,12 @@ pub async fn apply(shard: &Shard, view: View) {
         );
         shard.ha.set_role(Role::Slave);
         shard.store.replicated.set_fenced(true);
+    }
+    if fenced || shard.ha.epoch() != view.epoch {
+        shard.ha.set_epoch(view.epoch);
+        // Name servers ignore registrations from an epoch older than one they saw.
         shard.request_registration();
     }
-    shard.ha.set_epoch(view.epoch);
     let named = (!view.master_ha_addr.is_empty()).then_some(view.master_ha_addr.as_str());
     if shard.ha.name_master(named) {
         log::info!(
