@@ -144,9 +144,11 @@ fn a_killed_master_is_replaced_by_its_in_sync_slave_and_nothing_acknowledged_is_
 
 /// Sends unique messages to whichever replica routes name master, until told to stop:
 /// (every body tried, every body answered SEND_OK).
+/// Sends to each shard's routed master until `stop`, counting acknowledgements in `progress`.
 fn produce_until(
     ns: String,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    progress: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 ) -> (Vec<String>, Vec<String>) {
     use std::sync::atomic::Ordering;
     let mut client = Client::new(&ns);
@@ -169,7 +171,10 @@ fn produce_until(
         let msg = Message::new(body.clone(), properties(None, Some(&format!("k{i}")), &[]));
         tried.push(body.clone());
         match client.send_to(&addr, &q, &msg) {
-            Ok(r) if r.code == response::SUCCESS => acked.push(body),
+            Ok(r) if r.code == response::SUCCESS => {
+                acked.push(body);
+                progress.fetch_add(1, Ordering::Relaxed);
+            }
             // Not acknowledged: a dead or fenced master, or one waiting for its slave.
             _ => masters[shard] = None,
         }
@@ -188,7 +193,7 @@ fn a_master_killed_again_and_again_under_load_loses_no_acknowledged_message() {
     let stop = std::sync::Arc::new(AtomicBool::new(false));
     let producer = {
         let (ns, stop) = (ns.clone(), stop.clone());
-        std::thread::spawn(move || produce_until(ns, stop))
+        std::thread::spawn(move || produce_until(ns, stop, Default::default()))
     };
     let mut took = Vec::new();
     for cycle in 0..cycles {
@@ -300,11 +305,15 @@ fn a_fenced_master_holding_records_its_successor_never_got_cuts_them_at_restart_
     // The master is switched while a producer writes to it: until it hears it is fenced it
     // takes records its successor, which stopped following, never gets.
     let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let progress = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let producer = {
-        let (ns, stop) = (ns.clone(), stop.clone());
-        std::thread::spawn(move || produce_until(ns, stop))
+        let (ns, stop, progress) = (ns.clone(), stop.clone(), progress.clone());
+        std::thread::spawn(move || produce_until(ns, stop, progress))
     };
-    std::thread::sleep(Duration::from_millis(500));
+    // Only a producer that already sends to the master keeps sending to it once replaced.
+    eventually(Duration::from_secs(20), || {
+        (progress.load(Ordering::Relaxed) >= 2 * SHARDS * 10).then_some(())
+    });
     elect(&mut client, &ns, 2);
     await_master(&mut client, &b);
     std::thread::sleep(Duration::from_millis(2500));
