@@ -89,6 +89,10 @@ pub struct Config {
     pub enable_controller_in_namesrv: bool,
     /// Name server: where the controller keeps its state; `<storePathRootDir>/controller`.
     pub controller_store_path: Option<PathBuf>,
+    /// Name server: `controllerDLegerPeers` (`n0-ip:port;n1-ip:port;…`), the controllers that
+    /// agree on the controller's state, and `controllerDLegerSelfId`, which one this is.
+    pub controller_peers: Option<String>,
+    pub controller_self_id: Option<String>,
     /// Name server: `enableElectUncleanMaster` lets the controller elect a replica outside
     /// the in-sync set when none in it lives (acknowledged messages may be lost).
     pub enable_elect_unclean_master: bool,
@@ -144,6 +148,8 @@ impl Default for Config {
             controller_heartbeat_timeout: Duration::from_secs(3),
             enable_controller_in_namesrv: false,
             controller_store_path: None,
+            controller_peers: None,
+            controller_self_id: None,
             enable_elect_unclean_master: false,
         }
     }
@@ -287,6 +293,14 @@ impl Config {
             }
             "enableControllerInNamesrv" => self.enable_controller_in_namesrv = parse(key, v)?,
             "controllerStorePath" => self.controller_store_path = Some(PathBuf::from(v)),
+            "controllerDLegerPeers" => {
+                self.controller_peers = Some(v.to_string()).filter(|s| !s.is_empty())
+            }
+            "controllerDLegerSelfId" => {
+                self.controller_self_id = Some(v.to_string()).filter(|s| !s.is_empty())
+            }
+            // One Raft group per name-server set; the name is accepted for RocketMQ's files.
+            "controllerDLegerGroup" => {}
             "enableElectUncleanMaster" => self.enable_elect_unclean_master = parse(key, v)?,
             _ => return Err(ConfigError::UnknownKey(key.to_string())),
         }
@@ -390,8 +404,8 @@ impl Config {
         }
     }
 
-    /// Where a broker in controller mode sends its heartbeats: `controllerAddr`, else its name
-    /// servers (`namesrv`). Exactly one, until the controller is replicated.
+    /// Where a broker in controller mode sends its heartbeats: `controllerAddr` (`;`-separated),
+    /// else its name servers (`namesrv`). Each is told; the leader answers.
     pub fn controller_addrs(&self, namesrv: &[String]) -> Result<Vec<String>, String> {
         let addrs: Vec<String> = match self.controller_addr.as_deref() {
             Some(list) => list
@@ -402,10 +416,10 @@ impl Config {
                 .collect(),
             None => namesrv.to_vec(),
         };
-        if addrs.len() != 1 {
-            return Err(format!(
-                "enableControllerMode needs exactly one controller (controllerAddr, or a single namesrvAddr), got {addrs:?}: a controller replicated across name servers is not built yet"
-            ));
+        if addrs.is_empty() {
+            return Err(
+                "enableControllerMode needs a controller: set controllerAddr or namesrvAddr".into(),
+            );
         }
         Ok(addrs)
     }

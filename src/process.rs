@@ -288,25 +288,46 @@ pub fn run(role: Role, config: Config) -> anyhow::Result<()> {
 }
 
 /// The controller's state (`enableControllerInNamesrv`), read at start-up.
-fn load_controller(
-    config: &Config,
-) -> anyhow::Result<Option<(namesrv::controller::Controller, std::path::PathBuf)>> {
+fn load_controller(config: &Config) -> anyhow::Result<Option<namesrv::ControllerStart>> {
     if !config.enable_controller_in_namesrv {
         return Ok(None);
     }
-    let path = config.controller_store_path().join("controller.json");
-    let bytes = match std::fs::read(&path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => bail!("controllerStorePath {}: {e}", path.display()),
+    let read = |path: &std::path::Path| match std::fs::read(path) {
+        Ok(bytes) => Ok(bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(anyhow!("controllerStorePath {}: {e}", path.display())),
     };
-    let controller = namesrv::controller::Controller::load(
-        &bytes,
-        config.enable_elect_unclean_master,
-        std::time::Instant::now(),
-    )
-    .map_err(|e| anyhow!("controllerStorePath {}: {e}", path.display()))?;
-    Ok(Some((controller, path)))
+    let dir = config.controller_store_path();
+    let now = std::time::Instant::now();
+    // A state kept before the controllers agreed by Raft seeds a new log.
+    let old = dir.join("controller.json");
+    let seed = namesrv::controller::Controller::load(&read(&old)?, false, now)
+        .map_err(|e| anyhow!("controllerStorePath {}: {e}", old.display()))?
+        .encode();
+    let membership = match (&config.controller_peers, &config.controller_self_id) {
+        (None, _) => namesrv::consensus::Membership::alone(),
+        (Some(peers), Some(me)) => {
+            namesrv::consensus::Membership::parse(peers, me).map_err(|e| anyhow!(e))?
+        }
+        (Some(_), None) => bail!("controllerDLegerPeers is set: controllerDLegerSelfId must say which of them this controller is"),
+    };
+    let peer_listener = match membership.own_addr() {
+        Some(own) => Some(bind("controllerDLegerPeers (this controller's)", own.parse()?)?.0),
+        None => None,
+    };
+    let path = dir.join("controller-raft.json");
+    Ok(Some(namesrv::ControllerStart {
+        controller: namesrv::controller::Controller::new(
+            Default::default(),
+            config.enable_elect_unclean_master,
+            now,
+        ),
+        membership,
+        log: read(&path)?,
+        path,
+        seed,
+        peer_listener,
+    }))
 }
 
 /// Stops shards first (they unregister from the name server), then the name server.

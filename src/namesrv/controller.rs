@@ -11,10 +11,11 @@
 //! - Only the master of the current epoch changes the in-sync set, through its heartbeats.
 //! - A replica is dead once silent for its `heartbeatTimeoutMills` or once the connection its
 //!   heartbeats came on closes (a killed process closes it at once).
-//! - Every change is on disk before any answer reflects it, so a restarted controller never
-//!   names two masters in one epoch.
+//! - Every change is committed by a majority of the controllers (on their disks) before any
+//!   answer reflects it, so no controller, restarted or newly leading, names two masters in
+//!   one epoch. Only the leading controller decides; the others keep who lives.
 //!
-//! Pure state: every method takes the time it acts at. The name server persists `snapshot()`.
+//! Pure state: every method takes the time it acts at. The Raft group agrees on `encode()`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
@@ -75,6 +76,16 @@ pub struct Controller {
     started: Instant,
     /// Bumped at every change of `groups`.
     version: u64,
+    /// Whether this controller decides (the serving Raft leader); the others only keep
+    /// who lives.
+    leading: bool,
+}
+
+/// The state the controllers agree on: every entry of their Raft log holds one.
+#[derive(Serialize, Deserialize)]
+struct Agreed {
+    version: u64,
+    groups: BTreeMap<String, Group>,
 }
 
 impl Controller {
@@ -85,6 +96,7 @@ impl Controller {
             unclean,
             started: now,
             version: 0,
+            leading: true,
         }
     }
 
@@ -97,11 +109,44 @@ impl Controller {
         Ok(Controller::new(groups, unclean, now))
     }
 
-    pub fn snapshot(&self) -> (u64, Vec<u8>) {
-        (
-            self.version,
-            serde_json::to_vec_pretty(&self.groups).expect("controller state serializes"),
-        )
+    /// The state as a Raft entry holds it.
+    pub fn encode(&self) -> Vec<u8> {
+        let agreed = Agreed {
+            version: self.version,
+            groups: self.groups.clone(),
+        };
+        serde_json::to_vec(&agreed).expect("controller state serializes")
+    }
+
+    /// The version of an encoded state.
+    pub fn version_of(bytes: &[u8]) -> Result<u64, String> {
+        serde_json::from_slice::<Agreed>(bytes)
+            .map(|a| a.version)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Takes a committed state (empty: none yet); its version.
+    pub fn adopt(&mut self, bytes: &[u8]) -> Result<u64, String> {
+        if bytes.is_empty() {
+            return Ok(self.version);
+        }
+        let agreed: Agreed = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        self.groups = agreed.groups;
+        self.version = agreed.version;
+        Ok(self.version)
+    }
+
+    pub fn leading(&self) -> bool {
+        self.leading
+    }
+
+    /// Starts or stops deciding. A new leader gives masters it never heard from a grace
+    /// period from now.
+    pub fn set_leading(&mut self, leading: bool, now: Instant) {
+        if leading && !self.leading {
+            self.started = now;
+        }
+        self.leading = leading;
     }
 
     pub fn version(&self) -> u64 {
@@ -137,6 +182,9 @@ impl Controller {
                 connection_id: hb.connection_id,
             },
         );
+        if !self.leading {
+            return self.answer(&hb.broker_name);
+        }
         let group = self.groups.entry(hb.broker_name.clone()).or_default();
         if group.cluster != hb.cluster {
             group.cluster = hb.cluster.clone();
@@ -227,6 +275,9 @@ impl Controller {
     /// A replica is gone: if it was a master, the group elects another.
     fn lost(&mut self, name: &str, id: i64, why: &str) {
         self.replicas.remove(&(name.to_string(), id));
+        if !self.leading {
+            return;
+        }
         let Some(group) = self.groups.get_mut(name) else {
             return;
         };
@@ -402,8 +453,8 @@ mod tests {
         p.proposed_sync_set = Some(ids(&[1, 2]));
         c.heartbeat(&hb(2, 1, 10, 20), t);
         c.heartbeat(&p, t);
-        let (_, bytes) = c.snapshot();
-        let mut back = Controller::load(&bytes, false, t).unwrap();
+        let mut back = Controller::new(BTreeMap::new(), false, t);
+        assert_eq!(back.adopt(&c.encode()), Ok(c.version()));
         assert_eq!(back.groups(), c.groups());
         // Slave 2 is heard, master 1 is not: past the grace period 2 takes over.
         back.heartbeat(&hb(2, 1, 10, 21), t);
@@ -415,5 +466,21 @@ mod tests {
         assert_eq!(back.groups()["b-s0"].epoch, 2);
         assert!(back.elect_master("b-s0", Some(7)).is_err());
         assert!(back.elect_master("nope", None).is_err());
+    }
+
+    #[test]
+    fn a_controller_that_does_not_lead_keeps_who_lives_and_decides_nothing() {
+        let t = Instant::now();
+        let mut c = Controller::new(BTreeMap::new(), false, t);
+        c.set_leading(false, t);
+        c.heartbeat(&hb(1, 0, 0, 10), t);
+        assert!(c.groups().is_empty());
+        assert_eq!(c.live_replicas("b-s0").len(), 1);
+        // Leading, it elects the replica it already heard; the grace runs from then.
+        c.set_leading(true, t + Duration::from_secs(30));
+        c.heartbeat(&hb(1, 0, 0, 10), t + Duration::from_secs(30));
+        assert_eq!(c.groups()["b-s0"].master, Some(1));
+        c.expire(t + Duration::from_secs(31));
+        assert_eq!(c.groups()["b-s0"].master, Some(1));
     }
 }

@@ -2,8 +2,11 @@
 //! stateless: routes live in memory and are rebuilt from registrations. Runs on one glommio
 //! executor of its own (`namesrv`), unpinned: it is tiny and must not steal a shard's core.
 
+pub mod consensus;
+pub mod control;
 pub mod controller;
 pub mod kv;
+pub mod raft_log;
 pub mod routes;
 
 use std::cell::RefCell;
@@ -23,10 +26,12 @@ use petrel_shards::remarks;
 use petrel_shards::remoting::headers::{Fields, HeaderError};
 use petrel_shards::remoting::{request, response, RemotingCommand};
 use petrel_shards::runtime::watermark::Signal;
-use petrel_shards::runtime::watermark::Watermark;
 use routes::{RegisterBrokerBody, Registration, Routes, BROKER_EXPIRY};
 
-use controller::{Answer, Controller, Heartbeat};
+use consensus::{Consensus, Membership};
+use control::ControllerState;
+use controller::Controller;
+use raft_log::RaftLog;
 use std::path::PathBuf;
 
 /// How often dead brokers are looked for (`scanNotActiveBrokerInterval`).
@@ -42,51 +47,12 @@ pub struct NameServer {
     controller: Option<ControllerState>,
 }
 
-/// The controller and the file its state is kept in.
-struct ControllerState {
-    state: RefCell<Controller>,
-    path: PathBuf,
-    /// Rises to the controller version last written to `path`.
-    persisted: Watermark,
-    changed: Signal,
-}
-
-impl ControllerState {
-    /// Waits until what the controller holds now is on disk.
-    async fn durable(&self) {
-        loop {
-            let version = self.state.borrow().version();
-            if self.persisted.get() >= version {
-                return;
-            }
-            self.changed.raise();
-            let _ = self.persisted.wait_for(version).await;
-        }
-    }
-
-    /// Writes the state whenever it changed; a failed write is retried every second, and
-    /// answers wait for it.
-    async fn run_writer(&self) {
-        loop {
-            self.changed.wait().await;
-            let (version, bytes) = self.state.borrow().snapshot();
-            if self.persisted.get() >= version {
-                continue;
-            }
-            match petrel_shards::store::atomic_file::write_off_shard(self.path.clone(), bytes).await
-            {
-                Ok(()) => self.persisted.advance(version),
-                Err(e) => {
-                    log::error!("controller: writing {} failed: {e}", self.path.display());
-                    glommio::timer::sleep(Duration::from_secs(1)).await;
-                    self.changed.raise();
-                }
-            }
-        }
-    }
-}
-
 impl NameServer {
+    /// The controller, on a name server that runs one.
+    fn control(&self) -> &ControllerState {
+        self.controller.as_ref().expect("the controller runs here")
+    }
+
     fn register(
         &self,
         conn: &Rc<Connection>,
@@ -197,90 +163,6 @@ impl NameServer {
                 .with_remark(format!("No config item, Namespace: {namespace}")),
         })
     }
-
-    /// BROKER_HEARTBEAT, CONTROLLER_ELECT_MASTER, CONTROLLER_GET_REPLICA_INFO and
-    /// CONTROLLER_GET_SYNC_STATE_DATA: answered once the controller's state they reflect is on
-    /// disk. CONTROLLER_GET_METADATA_INFO names this controller as the leader.
-    async fn controller_request(
-        &self,
-        conn: &Rc<Connection>,
-        cmd: &RemotingCommand,
-    ) -> RemotingCommand {
-        let Some(c) = &self.controller else {
-            return RemotingCommand::response(response::REQUEST_CODE_NOT_SUPPORTED, cmd.opaque)
-                .with_remark(format!(
-                    "request code {}: the controller does not run on this name server (enableControllerInNamesrv=false)",
-                    cmd.code
-                ));
-        };
-        if cmd.code == request::CONTROLLER_GET_METADATA_INFO {
-            // One controller, and it is this one, at the address the asker reached.
-            let me = conn.local.to_string();
-            return RemotingCommand::response(response::SUCCESS, cmd.opaque)
-                .with_field("group", "petrel-controller".to_string())
-                .with_field("controllerLeaderId", "0".to_string())
-                .with_field("controllerLeaderAddress", me.clone())
-                .with_field("isLeader", "true".to_string())
-                .with_field("peers", me);
-        }
-        let f = Fields(&cmd.ext_fields);
-        let outcome = match cmd.code {
-            request::BROKER_HEARTBEAT => match parse_heartbeat(&f, conn.id) {
-                Ok(hb) => {
-                    c.state.borrow_mut().heartbeat(&hb, Instant::now());
-                    Ok(Some(hb.broker_name))
-                }
-                Err(e) => Err((response::SYSTEM_ERROR, e.to_string())),
-            },
-            request::CONTROLLER_ELECT_MASTER => match parse_election(&f) {
-                Ok((name, designated)) => {
-                    let elected = c.state.borrow_mut().elect_master(&name, designated);
-                    elected.map(|_| Some(name)).map_err(|e| {
-                        log::warn!("controller: electMaster refused: {e}");
-                        (response::CONTROLLER_ELECT_MASTER_FAILED, e)
-                    })
-                }
-                Err(e) => Err((response::SYSTEM_ERROR, e.to_string())),
-            },
-            request::CONTROLLER_GET_REPLICA_INFO => f
-                .str("brokerName")
-                .map(|name| Some(name.to_string()))
-                .map_err(|e| (response::SYSTEM_ERROR, e.to_string())),
-            _ => Ok(None),
-        };
-        let name = match outcome {
-            Ok(name) => name,
-            Err((code, remark)) => {
-                return RemotingCommand::response(code, cmd.opaque).with_remark(remark)
-            }
-        };
-        c.durable().await;
-        let state = c.state.borrow();
-        match name {
-            Some(name) => {
-                let reply = answer_fields(
-                    RemotingCommand::response(response::SUCCESS, cmd.opaque),
-                    &state.answer(&name),
-                    state
-                        .groups()
-                        .get(&name)
-                        .map_or(0, |g| g.sync_state_set_epoch),
-                );
-                if cmd.code == request::CONTROLLER_ELECT_MASTER {
-                    reply.with_body(json_body(&member_group(&state, &name)))
-                } else {
-                    reply
-                }
-            }
-            None => match requested_names(&cmd.body) {
-                Ok(names) => ok_json(cmd, &sync_state_data(&state, names.as_deref())),
-                Err(e) => {
-                    RemotingCommand::response(response::SYSTEM_ERROR, cmd.opaque).with_remark(e)
-                }
-            },
-        }
-    }
-
     fn answer(&self, conn: &Rc<Connection>, cmd: &RemotingCommand) -> RemotingCommand {
         let result = match cmd.code {
             request::REGISTER_BROKER => self.register(conn, cmd),
@@ -317,122 +199,6 @@ impl NameServer {
     }
 }
 
-/// CONTROLLER_ELECT_MASTER: the group, and the replica to elect if one is designated.
-fn parse_election(f: &Fields<'_>) -> Result<(String, Option<i64>), HeaderError> {
-    let name = f.str("brokerName")?.to_string();
-    let designated = f.opt_i64("brokerId")?.filter(|id| *id >= 0);
-    let designate = f.opt_str("designateElect") != Some("false");
-    Ok((name, designated.filter(|_| designate)))
-}
-
-fn parse_heartbeat(f: &Fields<'_>, connection_id: u64) -> Result<Heartbeat, HeaderError> {
-    let proposed = match f.opt_str("syncStateSet") {
-        Some(csv) => Some(
-            petrel_shards::replication::controller::parse_ids(csv).map_err(|_| {
-                HeaderError::NotNumber {
-                    field: "syncStateSet",
-                    value: csv.to_string(),
-                }
-            })?,
-        ),
-        None => None,
-    };
-    Ok(Heartbeat {
-        cluster: f.str("clusterName")?.to_string(),
-        broker_name: f.str("brokerName")?.to_string(),
-        broker_id: f.i64("brokerId")?,
-        addr: f.str("brokerAddr")?.to_string(),
-        ha_addr: f.opt_str("haServerAddr").unwrap_or_default().to_string(),
-        epoch: f.opt_i64("epoch")?.unwrap_or(0).max(0) as u64,
-        log_end: f.opt_i64("maxOffset")?.unwrap_or(0).max(0) as u64,
-        proposed_sync_set: proposed,
-        timeout: Duration::from_millis(
-            f.opt_i64("heartbeatTimeoutMills")?.unwrap_or(3000).max(500) as u64,
-        ),
-        connection_id,
-    })
-}
-
-fn answer_fields(reply: RemotingCommand, answer: &Answer, sync_epoch: u64) -> RemotingCommand {
-    reply
-        .with_field("masterBrokerId", answer.master.unwrap_or(-1).to_string())
-        .with_field("masterAddress", answer.master_addr.clone())
-        .with_field("masterHaAddress", answer.master_ha_addr.clone())
-        .with_field("masterEpoch", answer.epoch.to_string())
-        .with_field("syncStateSetEpoch", sync_epoch.to_string())
-        .with_field(
-            "syncStateSet",
-            petrel_shards::replication::controller::format_ids(&answer.sync_state_set),
-        )
-}
-
-/// CONTROLLER_GET_SYNC_STATE_DATA's body: a JSON list of group names, or nothing for all.
-fn requested_names(body: &[u8]) -> Result<Option<Vec<String>>, String> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(None);
-    }
-    serde_json::from_slice::<Vec<String>>(body)
-        .map(Some)
-        .map_err(|e| format!("the body must be a JSON list of broker names: {e}"))
-}
-
-/// A group's live replicas by brokerId (BrokerMemberGroup, electMaster's answer body).
-fn member_group(state: &Controller, name: &str) -> serde_json::Value {
-    let addrs: serde_json::Map<_, _> = state
-        .live_replicas(name)
-        .into_iter()
-        .map(|(id, addr, _)| (id.to_string(), serde_json::json!(addr)))
-        .collect();
-    serde_json::json!({
-        "cluster": state.groups().get(name).map(|g| g.cluster.clone()).unwrap_or_default(),
-        "brokerName": name,
-        "brokerAddrs": addrs,
-    })
-}
-
-/// The master, epoch and replicas in and out of sync of the groups in `names` (all when
-/// `None`): mqadmin getSyncStateSet's BrokerReplicasInfo.
-fn sync_state_data(state: &Controller, names: Option<&[String]>) -> serde_json::Value {
-    let mut table = serde_json::Map::new();
-    for (name, group) in state.groups() {
-        if names.is_some_and(|names| !names.contains(name)) {
-            continue;
-        }
-        let live = state.live_replicas(name);
-        let replica = |id: &i64, addr: &str| serde_json::json!({ "brokerName": name, "brokerId": id, "brokerAddress": addr, "alive": live.iter().any(|(l, _, _)| l == id) });
-        let addr_of = |id: &i64| {
-            live.iter()
-                .find(|(l, _, _)| l == id)
-                .map(|(_, a, _)| a.clone())
-                .unwrap_or_default()
-        };
-        let in_sync: Vec<_> = group
-            .sync_state_set
-            .iter()
-            .map(|id| replica(id, &addr_of(id)))
-            .collect();
-        let not_in_sync: Vec<_> = live
-            .iter()
-            .filter(|(id, _, _)| !group.sync_state_set.contains(id))
-            .map(|(id, addr, _)| replica(id, addr))
-            .collect();
-        table.insert(
-            name.clone(),
-            serde_json::json!({
-                "clusterName": group.cluster,
-                "masterBrokerId": group.master.unwrap_or(-1),
-                "masterAddress": group.master.map(|m| addr_of(&m)).unwrap_or_default(),
-                "masterEpoch": group.epoch,
-                "syncStateSetEpoch": group.sync_state_set_epoch,
-                "inSyncReplicas": in_sync,
-                "notInSyncReplicas": not_in_sync,
-                "logEnds": live.iter().map(|(id, _, end)| (id.to_string(), serde_json::json!(end))).collect::<serde_json::Map<_, _>>(),
-            }),
-        );
-    }
-    serde_json::json!({ "replicasInfoTable": table })
-}
-
 fn json_body(body: &impl serde::Serialize) -> Bytes {
     Bytes::from(serde_json::to_vec(body).expect("route tables serialize"))
 }
@@ -453,9 +219,15 @@ impl Handler for NameServerHandler {
             | request::CONTROLLER_ELECT_MASTER
             | request::CONTROLLER_GET_REPLICA_INFO
             | request::CONTROLLER_GET_METADATA_INFO
-            | request::CONTROLLER_GET_SYNC_STATE_DATA => {
-                self.0.controller_request(conn, &cmd).await
-            }
+            | request::CONTROLLER_GET_SYNC_STATE_DATA
+            | request::CONTROLLER_RAFT_MESSAGE => match &self.0.controller {
+                Some(c) => c.request(conn, &cmd).await,
+                None => RemotingCommand::response(response::REQUEST_CODE_NOT_SUPPORTED, cmd.opaque)
+                    .with_remark(format!(
+                        "request code {}: the controller does not run on this name server (enableControllerInNamesrv=false)",
+                        cmd.code
+                    )),
+            },
             _ => self.0.answer(conn, &cmd),
         };
         if !cmd.is_oneway() {
@@ -466,8 +238,7 @@ impl Handler for NameServerHandler {
     fn on_close(&self, conn: &Rc<Connection>) {
         self.0.routes.borrow_mut().connection_closed(conn.id);
         if let Some(c) = &self.0.controller {
-            c.state.borrow_mut().connection_closed(conn.id);
-            c.changed.raise();
+            c.connection_closed(conn.id);
         }
     }
 }
@@ -481,8 +252,35 @@ pub struct NamesrvStart {
     pub kv: KvConfig,
     /// `orderMessageEnable`: routes carry `orderTopicConf`.
     pub order_message_enable: bool,
-    /// `enableControllerInNamesrv`: the controller, loaded from its file.
-    pub controller: Option<(Controller, PathBuf)>,
+    /// `enableControllerInNamesrv`: the controller and its Raft log.
+    pub controller: Option<ControllerStart>,
+}
+
+/// What a controller starts from; the Raft node itself is made on the name server's thread.
+pub struct ControllerStart {
+    pub controller: Controller,
+    pub membership: Membership,
+    /// `controller-raft.json` as read (empty: none yet), where it is written, and the state
+    /// a new log starts from.
+    pub log: Vec<u8>,
+    pub path: PathBuf,
+    pub seed: Vec<u8>,
+    /// Bound to this controller's `controllerDLegerPeers` address, when it has peers.
+    pub peer_listener: Option<OwnedFd>,
+}
+
+impl ControllerStart {
+    fn open(self, namesrv_port: u16) -> Result<(ControllerState, Option<OwnedFd>), String> {
+        let voters = self.membership.members.iter().map(|m| m.0).collect();
+        let log = RaftLog::load(&self.log, voters, self.seed)
+            .map_err(|e| format!("{}: {e}", self.path.display()))?;
+        let raft = Consensus::new(self.membership, log, self.path)?;
+        raft.set_namesrv_port(namesrv_port);
+        Ok((
+            ControllerState::new(self.controller, raft)?,
+            self.peer_listener,
+        ))
+    }
 }
 
 /// The id the name server reports on the ready channel (shards use 0..n).
@@ -497,43 +295,54 @@ pub fn spawn(start: NamesrvStart) -> std::io::Result<glommio::ExecutorJoinHandle
 }
 
 async fn serve(start: NamesrvStart) {
+    let listener = into_glommio(start.listener);
+    let namesrv_port = listener.local_addr().map_or(0, |a| a.port());
+    let (controller, peer_listener) = match start.controller.map(|c| c.open(namesrv_port)) {
+        Some(Ok((c, peers))) => (Some(c), peers),
+        Some(Err(e)) => {
+            let _ = start
+                .ready
+                .send((NAMESRV_READY_ID, Err(format!("controller: {e}"))));
+            return;
+        }
+        None => (None, None),
+    };
     let server = Rc::new(NameServer {
         routes: RefCell::new(Routes::default()),
         kv: RefCell::new(start.kv),
         kv_changed: Signal::default(),
         order_message_enable: start.order_message_enable,
-        controller: start.controller.map(|(state, path)| ControllerState {
-            state: RefCell::new(state),
-            path,
-            persisted: Watermark::new(0),
-            changed: Signal::default(),
-        }),
+        controller,
     });
-    let controller_tasks = server.controller.is_some().then(|| {
-        let writer = {
-            let server = server.clone();
-            glommio::spawn_local(async move {
-                server
-                    .controller
-                    .as_ref()
-                    .expect("controller")
-                    .run_writer()
-                    .await
-            })
-        };
-        let scanner = {
-            let server = server.clone();
-            glommio::spawn_local(async move {
-                let c = server.controller.as_ref().expect("controller");
-                loop {
-                    glommio::timer::sleep(CONTROLLER_SCAN).await;
-                    c.state.borrow_mut().expire(Instant::now());
-                    c.changed.raise();
-                }
-            })
-        };
-        (writer, scanner)
-    });
+    let handler = Rc::new(NameServerHandler(server.clone()));
+    let limits = start.connection;
+    let mut controller_tasks = Vec::new();
+    if let Some(c) = &server.controller {
+        // Each task holds the server; its controller is there for as long as it runs.
+        let task = |job: fn(Rc<NameServer>, u64) -> futures_lite::future::BoxedLocal<()>,
+                    id: u64| { glommio::spawn_local(job(server.clone(), id)) };
+        controller_tasks.push(task(
+            |s, _| Box::pin(async move { s.control().run().await }),
+            0,
+        ));
+        controller_tasks.push(task(
+            |s, _| Box::pin(async move { s.control().run_expiry(CONTROLLER_SCAN).await }),
+            0,
+        ));
+        for id in c.raft.peer_ids() {
+            controller_tasks.push(task(
+                |s, id| Box::pin(async move { s.control().raft.run_sender(id).await }),
+                id,
+            ));
+        }
+        if let Some(fd) = peer_listener {
+            controller_tasks.push(glommio::spawn_local(accept(
+                into_glommio(fd),
+                handler.clone(),
+                limits,
+            )));
+        }
+    }
     let kv_writer = {
         let server = server.clone();
         glommio::spawn_local(async move {
@@ -557,33 +366,7 @@ async fn serve(start: NamesrvStart) {
             }
         })
     };
-    let listener = into_glommio(start.listener);
-    let limits = start.connection;
-    let accept = {
-        let handler = Rc::new(NameServerHandler(server.clone()));
-        glommio::spawn_local(async move {
-            let mut next_id = 0u64;
-            loop {
-                match listener.accept().await {
-                    Ok(stream) => {
-                        next_id += 1;
-                        glommio::spawn_local(serve_connection(
-                            stream,
-                            next_id,
-                            handler.clone(),
-                            None,
-                            limits,
-                        ))
-                        .detach();
-                    }
-                    Err(e) => {
-                        log::warn!("namesrv: accept failed: {e}");
-                        glommio::timer::sleep(Duration::from_millis(10)).await;
-                    }
-                }
-            }
-        })
-    };
+    let accept = glommio::spawn_local(accept(listener, handler, limits));
     let _ = start.ready.send((NAMESRV_READY_ID, Ok(())));
     // SAFETY: `shutdown` is an owned end of a Unix socket pair; ownership passes to the stream.
     let mut stop = unsafe { glommio::net::UnixStream::from_raw_fd(start.shutdown.into_raw_fd()) };
@@ -593,4 +376,32 @@ async fn serve(start: NamesrvStart) {
     drop(kv_writer);
     drop(controller_tasks);
     log::info!("namesrv: stopped");
+}
+
+/// Serves every connection `listener` accepts with `handler`.
+async fn accept(
+    listener: glommio::net::TcpListener,
+    handler: Rc<NameServerHandler>,
+    limits: ConnectionLimits,
+) {
+    let mut next_id = 0u64;
+    loop {
+        match listener.accept().await {
+            Ok(stream) => {
+                next_id += 1;
+                glommio::spawn_local(serve_connection(
+                    stream,
+                    next_id,
+                    handler.clone(),
+                    None,
+                    limits,
+                ))
+                .detach();
+            }
+            Err(e) => {
+                log::warn!("namesrv: accept failed: {e}");
+                glommio::timer::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
 }

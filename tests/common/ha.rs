@@ -57,12 +57,21 @@ pub fn await_master(client: &mut Client, petrel: &Petrel) -> Duration {
     start.elapsed()
 }
 
-/// The controller's in-sync set of every group.
+/// The controller's in-sync set of every group, as the leading controller of the
+/// `;`-separated `namesrv` list says (empty sets while none leads).
 pub fn sync_sets(client: &mut Client, namesrv: &str) -> Vec<BTreeSet<i64>> {
-    let reply = client
-        .call_fields(namesrv, request::CONTROLLER_GET_SYNC_STATE_DATA, &[])
-        .unwrap();
-    assert_eq!(reply.code, response::SUCCESS, "{:?}", reply.remark);
+    let replies: Vec<_> = namesrv
+        .split(';')
+        .filter_map(|addr| {
+            client
+                .call_fields(addr, request::CONTROLLER_GET_SYNC_STATE_DATA, &[])
+                .ok()
+        })
+        .collect();
+    // While no controller leads (an election), no set is known.
+    let Some(reply) = replies.iter().find(|r| r.code == response::SUCCESS) else {
+        return vec![BTreeSet::new(); SHARDS];
+    };
     let body: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
     (0..SHARDS)
         .map(|s| {

@@ -60,6 +60,9 @@ pub mod request {
     pub const CONTROLLER_GET_METADATA_INFO: i32 = 1005;
     /// Admin → controller: the in-sync sets (mqadmin getSyncStateSet).
     pub const CONTROLLER_GET_SYNC_STATE_DATA: i32 = 1006;
+    /// Petrel's own: Raft messages between the controllers of one group (RocketMQ's go over
+    /// DLedger's protocol on the same `controllerDLegerPeers` ports).
+    pub const CONTROLLER_RAFT_MESSAGE: i32 = 1901;
 }
 
 /// Response codes (spec §2.2).
@@ -85,6 +88,7 @@ pub mod response {
     pub const SUBSCRIPTION_GROUP_NOT_EXIST: i32 = 26;
     pub const CONSUMER_NOT_ONLINE: i32 = 206;
     pub const INVALID_PARAMETER: i32 = 29;
+    pub const CONTROLLER_NOT_LEADER: i32 = 2007;
     pub const CONTROLLER_ELECT_MASTER_FAILED: i32 = 2012;
 }
 

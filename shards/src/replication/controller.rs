@@ -120,28 +120,74 @@ pub fn heartbeat_request(
     RemotingCommand::request(request::BROKER_HEARTBEAT, ext, bytes::Bytes::new())
 }
 
-/// Sends `cmd` to the controller and reads its answer.
+/// Sends `cmd` to every controller and reads the leader's answer (the one that answers; of
+/// two, the later epoch's: a deposed leader may not know it yet).
 pub async fn ask(
     rpc: &RpcClient,
     link: &ControllerLink,
     cmd: RemotingCommand,
 ) -> Result<View, String> {
-    let addr = link.addrs.first().ok_or("controllerAddr is empty")?;
+    if link.addrs.is_empty() {
+        return Err("controllerAddr is empty".into());
+    }
     let timeout = link
         .heartbeat_interval
         .max(std::time::Duration::from_secs(1));
-    let reply = rpc
-        .call(addr, cmd, timeout)
-        .await
-        .map_err(|e| format!("{addr}: {e}"))?;
-    if reply.code != response::SUCCESS {
-        return Err(format!(
-            "{addr} answered code {}: {}",
-            reply.code,
-            reply.remark.as_deref().unwrap_or("")
-        ));
+    let calls = link
+        .addrs
+        .iter()
+        .map(|addr| {
+            let cmd = cmd.clone();
+            async move { (addr, rpc.call(addr, cmd, timeout).await) }
+        })
+        .collect();
+    let mut best: Option<View> = None;
+    let mut errors = Vec::new();
+    for (addr, reply) in join_all(calls).await {
+        let view = match reply {
+            Ok(r) if r.code == response::SUCCESS => View::from_reply(&r),
+            Ok(r) => Err(format!(
+                "answered code {}: {}",
+                r.code,
+                r.remark.as_deref().unwrap_or("")
+            )),
+            Err(e) => Err(e.to_string()),
+        };
+        match view {
+            Ok(v) if best.as_ref().is_none_or(|b| v.epoch > b.epoch) => best = Some(v),
+            Ok(_) => {}
+            Err(e) => errors.push(format!("{addr}: {e}")),
+        }
     }
-    View::from_reply(&reply)
+    best.ok_or_else(|| errors.join("; "))
+}
+
+/// Runs `futures` together; their outputs in order.
+async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+    use std::task::Poll;
+    let mut futures: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    futures_lite::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(cx) {
+                    Poll::Ready(value) => *output = Some(value),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    outputs
+        .into_iter()
+        .map(|o| o.expect("every future is done"))
+        .collect()
 }
 
 /// Takes the role the controller gives.
