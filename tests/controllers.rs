@@ -2,7 +2,7 @@
 //! controller's state by Raft: real processes on loopback. The leading controller may die
 //! and another leads; a master killed after that is still replaced by its in-sync slave with
 //! nothing acknowledged lost; a controller that comes back holds what was decided without
-//! it.
+//! it, and all of them restarted at once still agree on it.
 
 mod common;
 
@@ -16,25 +16,37 @@ use petrel_shards::remoting::{request, response};
 
 const TOPIC: &str = "Agreed";
 
-/// `n` loopback ports free a moment ago.
+/// `n` loopback ports free a moment ago, below the ephemeral range (32768 and up), so that
+/// no outgoing connection takes one while its controller is down.
 fn free_ports(n: usize) -> Vec<u16> {
-    let held: Vec<std::net::TcpListener> = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
+    let seed = std::process::id() as u64
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos() as u64;
+    let mut held = Vec::new();
+    for i in 0..4000u64 {
+        let port = 20000 + ((seed.wrapping_mul(2654435761) + i * 7919) % 12000) as u16;
+        if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            held.push(l);
+            if held.len() == n {
+                break;
+            }
+        }
+    }
+    assert_eq!(held.len(), n, "no free ports below 32000");
     held.iter()
         .map(|l| l.local_addr().unwrap().port())
         .collect()
 }
 
-fn start_controller(dir: &Path, peers: &str, i: usize, port: Option<u16>) -> Petrel {
-    let mut props = vec![
+fn start_controller(dir: &Path, peers: &str, i: usize, port: u16) -> Petrel {
+    let props = [
         "enableControllerInNamesrv=true".to_string(),
         format!("controllerDLegerPeers={peers}"),
         format!("controllerDLegerSelfId=n{i}"),
+        format!("namesrvListenPort={port}"),
     ];
-    if let Some(port) = port {
-        props.push(format!("namesrvListenPort={port}"));
-    }
     let props: Vec<&str> = props.iter().map(String::as_str).collect();
     Petrel::start("namesrv", dir, &props)
 }
@@ -91,14 +103,15 @@ fn masters_on_disk(dir: &Path) -> serde_json::Value {
 #[test]
 fn three_controllers_survive_their_leaders_death_and_still_fail_a_master_over() {
     let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let peers: String = free_ports(3)
+    let ports = free_ports(6);
+    let peers: String = ports[..3]
         .iter()
         .enumerate()
         .map(|(i, p)| format!("n{i}-127.0.0.1:{p}"))
         .collect::<Vec<_>>()
         .join(";");
     let mut controllers: Vec<Option<Petrel>> = (0..3)
-        .map(|i| Some(start_controller(dirs[i].path(), &peers, i, None)))
+        .map(|i| Some(start_controller(dirs[i].path(), &peers, i, ports[3 + i])))
         .collect();
     let addrs: Vec<String> = controllers
         .iter()
@@ -123,11 +136,11 @@ fn three_controllers_survive_their_leaders_death_and_still_fail_a_master_over() 
     let remark = reply.remark.unwrap_or_default();
     assert!(remark.contains(&addrs[first]), "{remark}");
 
-    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let replica_dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
     let (a, b) = in_sync_pair(
         &mut client,
         &ns,
-        [dirs[0].path(), dirs[1].path()],
+        [replica_dirs[0].path(), replica_dirs[1].path()],
         Some(TOPIC),
     );
     let mut acked = Vec::new();
@@ -170,12 +183,11 @@ fn three_controllers_survive_their_leaders_death_and_still_fail_a_master_over() 
     assert!(out.contains("#MasterBrokerId\t2"), "{out}");
 
     // The dead controller comes back on its old ports and learns what was decided.
-    let port: u16 = addrs[first].rsplit(':').next().unwrap().parse().unwrap();
     controllers[first] = Some(start_controller(
         dirs[first].path(),
         &peers,
         first,
-        Some(port),
+        ports[3 + first],
     ));
     assert_eq!(
         eventually(Duration::from_secs(20), || leader(
@@ -189,5 +201,37 @@ fn three_controllers_survive_their_leaders_death_and_still_fail_a_master_over() 
         let masters = masters_on_disk(dirs[first].path());
         (masters.as_array().unwrap().iter().all(|m| m == 2)).then_some(())
     });
-    drop(b);
+
+    // Every controller dies at once and comes back: what they agreed is still agreed, and
+    // the master serves on, with nothing it acknowledged lost.
+    for c in &mut controllers {
+        c.take().unwrap().kill9();
+    }
+    for (i, controller) in controllers.iter_mut().enumerate() {
+        *controller = Some(start_controller(dirs[i].path(), &peers, i, ports[3 + i]));
+    }
+    let third = eventually(Duration::from_secs(20), || {
+        leader(&mut client, &addrs, &[0, 1, 2])
+    });
+    let reply = client
+        .call_fields(&addrs[third], request::CONTROLLER_GET_SYNC_STATE_DATA, &[])
+        .unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+    for s in 0..SHARDS {
+        let group = &body["replicasInfoTable"][format!("broker-a-s{s}")];
+        assert_eq!(
+            (&group["masterBrokerId"], &group["masterEpoch"]),
+            (&2.into(), &2.into()),
+            "{body}"
+        );
+    }
+    await_master(&mut client, &b);
+    send(&mut client, &b, 100, 20, &mut acked);
+    let mut held = held_bodies(&mut client, &b, TOPIC, 2);
+    held.sort();
+    acked.sort();
+    assert_eq!(
+        held, acked,
+        "held vs acknowledged after the controllers' restart"
+    );
 }

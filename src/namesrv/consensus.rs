@@ -195,6 +195,11 @@ impl Consensus {
         self.log.snapshot_state()
     }
 
+    /// The state the last applied entry set.
+    pub fn applied_state(&self) -> Vec<u8> {
+        self.log.applied_state()
+    }
+
     /// Whether this controller leads and may decide and answer.
     pub fn serving(&self) -> bool {
         self.serving.get()

@@ -87,11 +87,16 @@ impl ControllerState {
         }
     }
 
-    /// The controller decides only while Raft says this one serves as leader.
+    /// The controller decides only while Raft says this one serves as leader. Leading or
+    /// not, it starts from the last committed state: what a deposed leader changed and never
+    /// committed is dropped, never committed later by surprise.
     fn follow_leadership(&self, proposed: &mut u64) {
         let serving = self.raft.serving();
         if self.state.borrow().leading() != serving {
             let mut state = self.state.borrow_mut();
+            if let Err(e) = state.adopt(&self.raft.applied_state()) {
+                log::error!("controller: the committed state does not parse: {e}");
+            }
             state.set_leading(serving, Instant::now());
             *proposed = state.version();
         }

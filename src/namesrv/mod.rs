@@ -45,6 +45,9 @@ pub struct NameServer {
     kv_changed: Signal,
     order_message_enable: bool,
     controller: Option<ControllerState>,
+    /// Connection ids, unique across the client and the peers' listeners: a closing
+    /// connection takes the brokers and replicas heard on it.
+    last_connection_id: std::cell::Cell<u64>,
 }
 
 impl NameServer {
@@ -313,6 +316,7 @@ async fn serve(start: NamesrvStart) {
         kv_changed: Signal::default(),
         order_message_enable: start.order_message_enable,
         controller,
+        last_connection_id: std::cell::Cell::new(0),
     });
     let handler = Rc::new(NameServerHandler(server.clone()));
     let limits = start.connection;
@@ -384,14 +388,14 @@ async fn accept(
     handler: Rc<NameServerHandler>,
     limits: ConnectionLimits,
 ) {
-    let mut next_id = 0u64;
+    let ids = &handler.0.last_connection_id;
     loop {
         match listener.accept().await {
             Ok(stream) => {
-                next_id += 1;
+                ids.set(ids.get() + 1);
                 glommio::spawn_local(serve_connection(
                     stream,
-                    next_id,
+                    ids.get(),
                     handler.clone(),
                     None,
                     limits,

@@ -135,6 +135,11 @@ impl RaftLog {
         self.0.borrow().snapshot_state.clone()
     }
 
+    /// The state the last applied entry (or the snapshot) set.
+    pub fn applied_state(&self) -> Vec<u8> {
+        self.0.borrow().applied_state.clone()
+    }
+
     /// Appends what the leader sent, replacing any entries from `ents[0].index` on.
     pub fn append(&self, ents: &[Entry]) {
         let Some(first) = ents.first() else {

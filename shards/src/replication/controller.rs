@@ -59,9 +59,12 @@ pub fn format_ids(ids: &BTreeSet<i64>) -> String {
 }
 
 pub async fn run(shard: Rc<Shard>, link: ControllerLink) {
+    // Heartbeats have connections of their own: the controller counts a replica dead when
+    // the connection its heartbeats come on closes, so no other call may open and drop one.
+    let rpc = RpcClient::default();
     let mut last_error = String::new();
     loop {
-        match heartbeat(&shard, &link).await {
+        match heartbeat(&shard, &rpc, &link).await {
             Ok(view) => {
                 if !last_error.is_empty() {
                     log::info!("shard {}: controller reached again", shard.config.shard_id);
@@ -80,7 +83,7 @@ pub async fn run(shard: Rc<Shard>, link: ControllerLink) {
     }
 }
 
-async fn heartbeat(shard: &Shard, link: &ControllerLink) -> Result<View, String> {
+async fn heartbeat(shard: &Shard, rpc: &RpcClient, link: &ControllerLink) -> Result<View, String> {
     let durable = shard.store.log().durable().get();
     let proposed = shard.ha.is_master().then(|| {
         let mut seen = shard.store.replicated.seen_in_sync(durable);
@@ -88,7 +91,7 @@ async fn heartbeat(shard: &Shard, link: &ControllerLink) -> Result<View, String>
         seen
     });
     let cmd = heartbeat_request(&shard.config, link, shard.ha.epoch(), durable, proposed);
-    ask(&shard.rpc, link, cmd).await
+    ask(rpc, link, cmd).await
 }
 
 /// A BROKER_HEARTBEAT: who this replica is, its epoch and log end, and (from a master) the
