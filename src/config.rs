@@ -70,6 +70,12 @@ pub struct Config {
     pub sync_flush_timeout: Duration,
     /// `haMasterAddress`: the master's HA `ip:port` a slave follows.
     pub ha_master_address: Option<String>,
+    /// `slaveReadEnable`: a consumer far behind is sent to a slave (its group's
+    /// `whichBrokerWhenConsumeSlowly`), one caught up back to the master.
+    pub slave_read_enable: bool,
+    /// `accessMessageInMemoryMaxRatio` (percent of RAM): how far behind the log's end a
+    /// consumer may read before it counts as far behind.
+    pub access_message_in_memory_max_ratio: u64,
     /// `rebalanceLockMaxLiveTime`: a queue lock's life after its last refresh.
     pub rebalance_lock_max_live_time: Duration,
     /// Name server: routes carry `orderTopicConf` from the KV store.
@@ -141,6 +147,8 @@ impl Default for Config {
             broker_role: BrokerRole::AsyncMaster,
             ha_listen_port: None,
             ha_master_address: None,
+            slave_read_enable: false,
+            access_message_in_memory_max_ratio: 40,
             sync_flush_timeout: Duration::from_secs(5),
             enable_controller_mode: false,
             controller_addr: None,
@@ -209,6 +217,10 @@ impl Config {
                 })?
             }
             "syncFlushTimeout" => self.sync_flush_timeout = millis(key, v)?,
+            "slaveReadEnable" => self.slave_read_enable = parse(key, v)?,
+            "accessMessageInMemoryMaxRatio" => {
+                self.access_message_in_memory_max_ratio = bounded(key, v, 0u64, 100)?
+            }
             "haListenPort" => self.ha_listen_port = Some(parse(key, v)?),
             "haMasterAddress" => {
                 self.ha_master_address = Some(v.to_string()).filter(|s| !s.is_empty())

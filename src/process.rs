@@ -198,6 +198,7 @@ pub fn run(role: Role, config: Config) -> anyhow::Result<()> {
                 auto_create_subscription_group: config.auto_create_subscription_group,
                 default_topic_queue_nums: config.default_topic_queue_nums,
                 region_id: config.region_id.clone(),
+                in_memory_ratio_percent: config.access_message_in_memory_max_ratio,
                 trace_topic_enable: config.trace_topic_enable,
                 register_interval: config.register_name_server_period,
                 connection: config.connection,
@@ -214,6 +215,7 @@ pub fn run(role: Role, config: Config) -> anyhow::Result<()> {
                     ha_addr: ready.ha_addr.clone(),
                     sync_flush_timeout: config.sync_flush_timeout,
                     controller: controller.clone(),
+                    slave_read_enable: config.slave_read_enable,
                 },
             };
             let (stop, shutdown) = shutdown_pair()?;

@@ -79,3 +79,150 @@ fn java_messages_acked_by_a_sync_master_are_consumed_from_its_slave_after_the_ma
     assert_eq!(brokers.len(), 2, "both shards' slaves served: {brokers:?}");
     drop(slave);
 }
+
+/// A raw pull of queue 0 from `offset` (subscription in the request, as lite consumers send).
+fn pull(client: &mut Client, addr: &str, offset: i64) -> petrel_shards::remoting::RemotingCommand {
+    let fields = [
+        ("consumerGroup", "GSlaveRead".to_string()),
+        ("topic", "JavaSlaveRead".to_string()),
+        ("queueId", "0".to_string()),
+        ("queueOffset", offset.to_string()),
+        ("maxMsgNums", "8".to_string()),
+        ("sysFlag", "4".to_string()),
+        ("commitOffset", "0".to_string()),
+        ("suspendTimeoutMillis", "0".to_string()),
+        ("subscription", "*".to_string()),
+        ("subVersion", "0".to_string()),
+    ];
+    client
+        .call_fields(
+            addr,
+            petrel_shards::remoting::request::PULL_MESSAGE,
+            &fields,
+        )
+        .unwrap()
+}
+
+/// GET_BROKER_RUNTIME_INFO's `msgGetTotalTodayNow` summed over `petrel`'s shards.
+fn messages_got(client: &mut Client, petrel: &Petrel) -> u64 {
+    petrel
+        .brokers()
+        .iter()
+        .map(|(_, addr)| {
+            let reply = client
+                .call_fields(
+                    addr,
+                    petrel_shards::remoting::request::GET_BROKER_RUNTIME_INFO,
+                    &[],
+                )
+                .unwrap();
+            let body: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+            body["table"]["msgGetTotalTodayNow"]
+                .as_str()
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+        })
+        .sum()
+}
+
+#[test]
+fn with_slave_read_enable_a_consumer_far_behind_is_sent_to_the_slave_and_back() {
+    let ns_dir = tempfile::tempdir().unwrap();
+    let namesrv = Petrel::start("namesrv", ns_dir.path(), &[]);
+    let ns = namesrv.namesrv();
+    let (m_dir, s_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let ns_prop = format!("namesrvAddr={ns}");
+    // With a window of 0 % of RAM every read short of the log's end counts as far behind.
+    let master = Petrel::start(
+        "broker",
+        m_dir.path(),
+        &[
+            &ns_prop,
+            "shards=2",
+            "slaveReadEnable=true",
+            "accessMessageInMemoryMaxRatio=0",
+        ],
+    );
+    let slave = Petrel::start(
+        "broker",
+        s_dir.path(),
+        &[
+            &ns_prop,
+            "shards=2",
+            "brokerRole=SLAVE",
+            "brokerId=1",
+            &format!("haMasterAddress={}", master.ha_addr()),
+        ],
+    );
+    let mut client = Client::new(&ns);
+    client
+        .create_topic(
+            &master.front_door(),
+            &TopicConfig::new("JavaSlaveRead", 4, 6),
+        )
+        .unwrap();
+    // More per queue than one pull takes (32), so that the consumer comes back for more.
+    let sent = produce(&ns, "JavaSlaveRead", 400, "sync");
+    assert_eq!(sent.len(), 400);
+    let (m0, s0) = (master.brokers()[0].1.clone(), slave.brokers()[0].1.clone());
+    // The slave holds shard 0's queue 0 once its pull from the start finds the master's end.
+    let end: i64 = pull(&mut client, &m0, 0)
+        .field("maxOffset")
+        .unwrap()
+        .parse()
+        .unwrap();
+    eventually(Duration::from_secs(20), || {
+        let r = pull(&mut client, &s0, 0);
+        (r.field("maxOffset") == Some(end.to_string().as_str())).then_some(())
+    });
+
+    // The master sends a reader far behind to the group's whichBrokerWhenConsumeSlowly (1).
+    let r = pull(&mut client, &m0, 0);
+    assert_eq!(r.code, response::SUCCESS);
+    assert_eq!(r.field("suggestWhichBrokerId"), Some("1"));
+    // The slave (window 40 % of RAM) finds that reader caught up and sends it back.
+    let r = pull(&mut client, &s0, 0);
+    assert_eq!(r.code, response::SUCCESS);
+    assert_eq!(r.field("suggestWhichBrokerId"), Some("0"));
+    let r = pull(&mut client, &s0, end);
+    assert_eq!(r.code, response::PULL_NOT_FOUND);
+    assert_eq!(r.field("suggestWhichBrokerId"), Some("0"));
+
+    // A stock Java push consumer follows the suggestions: every message, part of them read
+    // from the slave.
+    let before = messages_got(&mut client, &slave);
+    let lines = Driver::start(&[
+        "push",
+        &ns,
+        "GJavaSlaveRead",
+        "JavaSlaveRead",
+        "*",
+        "400",
+        "90",
+        "0",
+    ])
+    .finish(Duration::from_secs(120));
+    let got: BTreeSet<String> = lines
+        .iter()
+        .filter_map(|l| l["msgId"].as_str().map(str::to_string))
+        .collect();
+    let sent: BTreeSet<String> = sent
+        .iter()
+        .filter_map(|l| l["msgId"].as_str().map(str::to_string))
+        .collect();
+    let other: Vec<&serde_json::Value> =
+        lines.iter().filter(|l| l.get("msgId").is_none()).collect();
+    assert!(
+        got == sent,
+        "consumed {} of {} messages; the driver also said {other:?}",
+        got.len(),
+        sent.len()
+    );
+    let from_slave = messages_got(&mut client, &slave) - before;
+    assert!(
+        from_slave > 0,
+        "the slave served none of the consumer's pulls"
+    );
+    drop(master);
+}

@@ -68,6 +68,9 @@ pub struct ShardConfig {
     pub index: crate::index::IndexConfig,
     /// `rebalanceLockMaxLiveTime`: how long a queue lock lives after its last refresh.
     pub lock_max_live: Duration,
+    /// `accessMessageInMemoryMaxRatio`: the percent of RAM a consumer may read behind the
+    /// log's end and still count as caught up.
+    pub in_memory_ratio_percent: u64,
     /// `brokerRole`, `brokerId`, `haMasterAddress`, and the HA address registered.
     pub replication: crate::replication::ReplicationConfig,
 }
@@ -100,10 +103,13 @@ pub struct Shard {
     next_connection_id: Cell<u64>,
     next_queue: Cell<u32>,
     next_uniq: Cell<u32>,
-    /// Bytes of the log within which the first message of a queue counts as "in memory"
-    /// (RocketMQ's `accessMessageInMemoryMaxRatio`, 40 % of RAM), for QUERY_CONSUMER_OFFSET.
+    /// Bytes of the log within which a message counts as "in memory" (RocketMQ's
+    /// `accessMessageInMemoryMaxRatio`, 40 % of RAM by default): for QUERY_CONSUMER_OFFSET,
+    /// and a pull reading further behind counts as slow (`slaveReadEnable`).
     pub in_memory_window_bytes: u64,
     persisted_metadata: Cell<(i64, i64)>,
+    /// Messages served to pulls since start (RocketMQ's `msgGetTotalTodayNow`).
+    pub messages_got: Cell<u64>,
 }
 
 impl Shard {
@@ -134,6 +140,7 @@ impl Shard {
             role,
             epochs,
         );
+        let in_memory_window_bytes = physical_memory_bytes() / 100 * config.in_memory_ratio_percent;
         Rc::new(Shard {
             config,
             store,
@@ -157,8 +164,9 @@ impl Shard {
             next_connection_id: Cell::new(0),
             next_queue: Cell::new(0),
             next_uniq: Cell::new(0),
-            in_memory_window_bytes: physical_memory_bytes() / 10 * 4,
+            in_memory_window_bytes,
             persisted_metadata: Cell::new((-1, -1)),
+            messages_got: Cell::new(0),
         })
     }
 

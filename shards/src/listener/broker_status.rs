@@ -18,6 +18,7 @@ pub fn runtime_info(shard: &Shard, cmd: &RemotingCommand) -> RemotingCommand {
     table.insert("brokerActive", "true".into());
     table.insert("commitLogMinOffset", "0".into());
     table.insert("commitLogMaxOffset", durable.to_string());
+    table.insert("msgGetTotalTodayNow", shard.messages_got.get().to_string());
     let slave = !shard.ha.is_master();
     let role = match shard.config.replication.role {
         _ if slave => "SLAVE",

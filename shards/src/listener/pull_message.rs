@@ -47,8 +47,8 @@ pub fn execute(
         Ok(h) => h,
         Err(e) => return Some(fail(cmd, response::SYSTEM_ERROR, e.to_string())),
     };
-    let filter = match checks(shard, cmd, &header) {
-        Ok(filter) => filter,
+    let (filter, group) = match checks(shard, cmd, &header) {
+        Ok(checked) => checked,
         Err(reply) => return Some(reply),
     };
     // An offset reset waits for this pull: the consumer is told where to go on (OFFSET_MOVED,
@@ -88,7 +88,8 @@ pub fn execute(
             header.commit_offset,
         );
     }
-    let reply = read(shard, cmd, &header, &filter);
+    let (reply, last_read) = read(shard, cmd, &header, &filter);
+    let reply = redirect(shard, &group, reply, last_read);
     if reply.code == response::SUCCESS {
         if let Some(next) = reply.field("nextBeginOffset").and_then(|v| v.parse().ok()) {
             shard.store.offsets.borrow_mut().record_pull(
@@ -123,12 +124,13 @@ pub fn execute(
     Some(reply)
 }
 
-/// The checks before a read, in the Java broker's order; returns the tag filter to apply.
+/// The checks before a read, in the Java broker's order; returns the tag filter to apply
+/// and the group's config.
 fn checks(
     shard: &Shard,
     cmd: &RemotingCommand,
     header: &PullMessageHeader,
-) -> Result<TagFilter, RemotingCommand> {
+) -> Result<(TagFilter, SubscriptionGroupConfig), RemotingCommand> {
     let group = ensure_group(shard, &header.consumer_group).ok_or_else(|| {
         fail(
             cmd,
@@ -180,9 +182,8 @@ fn checks(
         ));
     }
     if header.sys_flag & pull_flag::SUBSCRIPTION != 0 {
-        return Ok(TagFilter::parse(
-            header.subscription.as_deref().unwrap_or("*"),
-        ));
+        let filter = TagFilter::parse(header.subscription.as_deref().unwrap_or("*"));
+        return Ok((filter, group));
     }
     let clients = shard.clients.borrow();
     let group_info = clients
@@ -201,14 +202,41 @@ fn checks(
             remarks::SUBSCRIPTION_NOT_EXIST,
         )
     })?;
-    if sub.sub_string.trim() == "*" || sub.sub_string.trim().is_empty() {
-        return Ok(TagFilter::All);
-    }
-    Ok(if sub.code_set.is_empty() {
+    let filter = if sub.sub_string.trim() == "*" || sub.sub_string.trim().is_empty() {
+        TagFilter::All
+    } else if sub.code_set.is_empty() {
         TagFilter::parse(&sub.sub_string)
     } else {
         TagFilter::from_codes(&sub.code_set)
-    })
+    };
+    Ok((filter, group))
+}
+
+/// Where the consumer pulls next (`suggestWhichBrokerId`), by RocketMQ's rules: with
+/// `slaveReadEnable`, a pull that read further behind the log's end than the in-memory
+/// window goes to the group's `whichBrokerWhenConsumeSlowly`, else to its `brokerId`;
+/// without it, to the master. A slave following a live master sends a consumer that is not
+/// behind back to it. (RocketMQ's slave also turns what it did not find into
+/// PULL_RETRY_IMMEDIATELY; Petrel's answers it as it is, so that tools reading a slave see
+/// the end of a queue.)
+fn redirect(
+    shard: &Shard,
+    group: &SubscriptionGroupConfig,
+    reply: RemotingCommand,
+    last_read: Option<u64>,
+) -> RemotingCommand {
+    let log_end = shard.store.log().durable().get();
+    let behind =
+        last_read.is_some_and(|at| log_end.saturating_sub(at) > shard.in_memory_window_bytes);
+    let mut suggest = match (shard.config.replication.slave_read_enable, behind) {
+        (false, _) => 0,
+        (true, true) => group.which_broker_when_consume_slowly,
+        (true, false) => group.broker_id,
+    };
+    if !shard.ha.is_master() && !behind && shard.ha.following() {
+        suggest = 0;
+    }
+    reply.with_field("suggestWhichBrokerId", suggest)
 }
 
 /// The group's config, auto-created when `autoCreateSubscriptionGroup` is on.
@@ -227,13 +255,13 @@ pub fn ensure_group(shard: &Shard, group: &str) -> Option<SubscriptionGroupConfi
     Some(config)
 }
 
-/// The read table of spec §4.4.
+/// The read table of spec §4.4; with the log offset of the last record read, if any.
 fn read(
     shard: &Shard,
     cmd: &RemotingCommand,
     header: &PullMessageHeader,
     filter: &TagFilter,
-) -> RemotingCommand {
+) -> (RemotingCommand, Option<u64>) {
     let requested = header.queue_offset.max(0) as u64;
     let queues = shard.store.queues();
     let queue = queues.get(&header.topic, header.queue_id);
@@ -249,18 +277,35 @@ fn read(
     let queue = match queue {
         Some(q) if max > 0 => q,
         _ if header.queue_offset == 0 => {
-            return answer(response::PULL_NOT_FOUND, "NO_MESSAGE_IN_QUEUE", 0)
+            return (
+                answer(response::PULL_NOT_FOUND, "NO_MESSAGE_IN_QUEUE", 0),
+                None,
+            )
         }
-        _ => return answer(response::PULL_OFFSET_MOVED, "NO_MESSAGE_IN_QUEUE", 0),
+        _ => {
+            return (
+                answer(response::PULL_OFFSET_MOVED, "NO_MESSAGE_IN_QUEUE", 0),
+                None,
+            )
+        }
     };
     if header.queue_offset < min as i64 {
-        return answer(response::PULL_OFFSET_MOVED, "OFFSET_TOO_SMALL", min);
+        return (
+            answer(response::PULL_OFFSET_MOVED, "OFFSET_TOO_SMALL", min),
+            None,
+        );
     }
     if requested == max {
-        return answer(response::PULL_NOT_FOUND, "OFFSET_OVERFLOW_ONE", requested);
+        return (
+            answer(response::PULL_NOT_FOUND, "OFFSET_OVERFLOW_ONE", requested),
+            None,
+        );
     }
     if requested > max {
-        return answer(response::PULL_OFFSET_MOVED, "OFFSET_OVERFLOW_BADLY", max);
+        return (
+            answer(response::PULL_OFFSET_MOVED, "OFFSET_OVERFLOW_BADLY", max),
+            None,
+        );
     }
     let limits = PullLimits {
         messages_max: (header.max_msg_nums.max(1) as usize).min(PULL_MESSAGES_MAX),
@@ -272,15 +317,17 @@ fn read(
     let selection = select(queue.entries(), requested, filter, limits);
     drop(queues);
     if selection.found.is_empty() {
-        return answer(
+        let retry = answer(
             response::PULL_RETRY_IMMEDIATELY,
             "NO_MATCHED_MESSAGE",
             selection.next_offset,
         );
+        return (retry, None);
     }
     let total: usize = selection.found.iter().map(|(_, e)| e.size as usize).sum();
     let mut body = Vec::with_capacity(total);
     let mut next = selection.next_offset;
+    let mut last_read = None;
     for (offset, entry) in &selection.found {
         if !shard
             .store
@@ -297,9 +344,20 @@ fn read(
             next = *offset;
             break;
         }
+        last_read = Some(entry.commit_log_offset);
     }
     if body.is_empty() {
-        return answer(response::PULL_RETRY_IMMEDIATELY, "NO_MATCHED_MESSAGE", next);
+        return (
+            answer(response::PULL_RETRY_IMMEDIATELY, "NO_MATCHED_MESSAGE", next),
+            None,
+        );
     }
-    answer(response::SUCCESS, "FOUND", next).with_body(body.into())
+    let served = selection
+        .found
+        .iter()
+        .take_while(|(o, _)| *o < next)
+        .count() as u64;
+    shard.messages_got.set(shard.messages_got.get() + served);
+    let found = answer(response::SUCCESS, "FOUND", next).with_body(body.into());
+    (found, last_read)
 }

@@ -89,6 +89,8 @@ pub struct ReplicationConfig {
     pub sync_flush_timeout: std::time::Duration,
     /// `enableControllerMode`: the controller, not `brokerRole`, says who is master.
     pub controller: Option<ControllerLink>,
+    /// `slaveReadEnable`: pulls far behind are sent to a slave.
+    pub slave_read_enable: bool,
 }
 
 /// How a shard reaches the controller (`enableControllerMode=true`).
@@ -111,6 +113,7 @@ impl Default for ReplicationConfig {
             ha_addr: None,
             sync_flush_timeout: std::time::Duration::from_secs(5),
             controller: None,
+            slave_read_enable: false,
         }
     }
 }

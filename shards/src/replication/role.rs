@@ -32,6 +32,8 @@ pub struct Ha {
     pub epochs: RefCell<Epochs>,
     /// The master's HA address as the controller or the name servers last named it.
     named_master: RefCell<Option<String>>,
+    /// Whether this slave is following its master now (welcomed, stream open).
+    following: Cell<bool>,
 }
 
 impl Ha {
@@ -44,6 +46,7 @@ impl Ha {
             epoch: Cell::new(epochs.last_epoch()),
             epochs: RefCell::new(epochs),
             named_master: RefCell::new(None),
+            following: Cell::new(false),
         }
     }
 
@@ -57,6 +60,15 @@ impl Ha {
 
     pub fn is_slave(&self) -> bool {
         self.role.get() == Role::Slave
+    }
+
+    /// Whether this slave's stream from a live master is open.
+    pub fn following(&self) -> bool {
+        self.following.get()
+    }
+
+    pub fn set_following(&self, following: bool) {
+        self.following.set(following);
     }
 
     pub fn epoch(&self) -> u64 {

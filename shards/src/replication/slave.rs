@@ -183,9 +183,27 @@ async fn follow_once(shard: &Rc<Shard>, master: &str) -> Result<(), String> {
     }
     let acker = glommio::spawn_local_into(send_acks(log.clone(), acks), shard.background)
         .expect("the background queue exists");
+    let _following = Following::start(&shard.ha);
     let result = apply(shard, &mut reader).await;
     drop(acker);
     result
+}
+
+/// Marks the slave following for as long as it lives (the stream is dropped mid-way when
+/// the role changes).
+struct Following<'a>(&'a super::role::Ha);
+
+impl<'a> Following<'a> {
+    fn start(ha: &'a super::role::Ha) -> Following<'a> {
+        ha.set_following(true);
+        Following(ha)
+    }
+}
+
+impl Drop for Following<'_> {
+    fn drop(&mut self) {
+        self.0.set_following(false);
+    }
 }
 
 /// Applies the master's frames until the stream ends or one cannot be applied.
