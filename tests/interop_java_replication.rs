@@ -13,29 +13,49 @@ use petrel::client::{properties, Client, Message};
 use petrel_shards::broker::metadata::TopicConfig;
 use petrel_shards::remoting::response;
 
-#[test]
-fn java_messages_acked_by_a_sync_master_are_consumed_from_its_slave_after_the_master_is_killed() {
-    let ns_dir = tempfile::tempdir().unwrap();
-    let namesrv = Petrel::start("namesrv", ns_dir.path(), &[]);
+/// A name server, a two-shard master (with `master_extra`) and its slave (brokerId 1); the
+/// temporary stores live as long as the returned guard.
+struct Stage {
+    _dirs: [tempfile::TempDir; 3],
+    _namesrv: Petrel,
+    ns: String,
+    master: Petrel,
+    slave: Petrel,
+}
+
+fn stage(master_extra: &[&str]) -> Stage {
+    let dirs = [(); 3].map(|_| tempfile::tempdir().unwrap());
+    let namesrv = Petrel::start("namesrv", dirs[0].path(), &[]);
     let ns = namesrv.namesrv();
-    let (m_dir, s_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let ns_prop = format!("namesrvAddr={ns}");
-    let master = Petrel::start(
-        "broker",
-        m_dir.path(),
-        &[&ns_prop, "shards=2", "brokerRole=SYNC_MASTER"],
-    );
+    let mut props = vec![ns_prop.as_str(), "shards=2"];
+    props.extend_from_slice(master_extra);
+    let master = Petrel::start("broker", dirs[1].path(), &props);
+    let ha = format!("haMasterAddress={}", master.ha_addr());
     let slave = Petrel::start(
         "broker",
-        s_dir.path(),
-        &[
-            &ns_prop,
-            "shards=2",
-            "brokerRole=SLAVE",
-            "brokerId=1",
-            &format!("haMasterAddress={}", master.ha_addr()),
-        ],
+        dirs[2].path(),
+        &[&ns_prop, "shards=2", "brokerRole=SLAVE", "brokerId=1", &ha],
     );
+    Stage {
+        _dirs: dirs,
+        _namesrv: namesrv,
+        ns,
+        master,
+        slave,
+    }
+}
+
+#[test]
+fn java_messages_acked_by_a_sync_master_are_consumed_from_its_slave_after_the_master_is_killed() {
+    // Bound by name, so the store and the name server live to the end of the test.
+    let Stage {
+        _dirs,
+        _namesrv,
+        ns,
+        master,
+        slave,
+    } = stage(&["brokerRole=SYNC_MASTER"]);
     let mut client = Client::new(&ns);
     for topic in ["JavaHA", "Probe"] {
         client
@@ -128,33 +148,15 @@ fn messages_got(client: &mut Client, petrel: &Petrel) -> u64 {
 
 #[test]
 fn with_slave_read_enable_a_consumer_far_behind_is_sent_to_the_slave_and_back() {
-    let ns_dir = tempfile::tempdir().unwrap();
-    let namesrv = Petrel::start("namesrv", ns_dir.path(), &[]);
-    let ns = namesrv.namesrv();
-    let (m_dir, s_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let ns_prop = format!("namesrvAddr={ns}");
     // With a window of 0 % of RAM every read short of the log's end counts as far behind.
-    let master = Petrel::start(
-        "broker",
-        m_dir.path(),
-        &[
-            &ns_prop,
-            "shards=2",
-            "slaveReadEnable=true",
-            "accessMessageInMemoryMaxRatio=0",
-        ],
-    );
-    let slave = Petrel::start(
-        "broker",
-        s_dir.path(),
-        &[
-            &ns_prop,
-            "shards=2",
-            "brokerRole=SLAVE",
-            "brokerId=1",
-            &format!("haMasterAddress={}", master.ha_addr()),
-        ],
-    );
+    // Bound by name, so the store and the name server live to the end of the test.
+    let Stage {
+        _dirs,
+        _namesrv,
+        ns,
+        master,
+        slave,
+    } = stage(&["slaveReadEnable=true", "accessMessageInMemoryMaxRatio=0"]);
     let mut client = Client::new(&ns);
     client
         .create_topic(
