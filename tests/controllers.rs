@@ -48,6 +48,15 @@ fn start_controller(dir: &Path, peers: &str, i: usize, port: u16) -> Petrel {
         format!("namesrvListenPort={port}"),
     ];
     let props: Vec<&str> = props.iter().map(String::as_str).collect();
+    // Restarted at once on its old port, a name server has been seen (1 run in ~10, only
+    // right after a kill -9 of all three) to find the port still in use; it is retried.
+    for _ in 0..4 {
+        let started = std::panic::catch_unwind(|| Petrel::start("namesrv", dir, &props));
+        if let Ok(petrel) = started {
+            return petrel;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
     Petrel::start("namesrv", dir, &props)
 }
 
