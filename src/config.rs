@@ -10,6 +10,7 @@ use petrel_shards::commitlog::FlushDiskType;
 use petrel_shards::index::IndexConfig;
 use petrel_shards::net::connection::ConnectionLimits;
 use petrel_shards::replication::BrokerRole;
+use petrel_shards::store::retention::{self, RetentionConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -62,6 +63,10 @@ pub struct Config {
     pub transactions: TransactionConfig,
     /// `messageIndexEnable`, `maxHashSlotNum`, `maxIndexNum`.
     pub index: IndexConfig,
+    /// `fileReservedTime`, `deleteWhen`, `diskMaxUsedSpaceRatio`,
+    /// `diskSpaceCleanForciblyRatio`, `diskSpaceWarningLevelRatio`,
+    /// `cleanFileForciblyEnable`, `deleteFileBatchMax`, `cleanResourceInterval`.
+    pub retention: RetentionConfig,
     /// `brokerRole`: ASYNC_MASTER (default), SYNC_MASTER or SLAVE.
     pub broker_role: BrokerRole,
     /// `haListenPort`: where a master's slaves connect; `listenPort + 1` if unset.
@@ -142,6 +147,7 @@ impl Default for Config {
             order_message_enable: false,
             transactions: TransactionConfig::default(),
             index: IndexConfig::default(),
+            retention: RetentionConfig::default(),
             kv_config_path: None,
             rebalance_lock_max_live_time: petrel_shards::broker::locks::LOCK_MAX_LIVE,
             broker_role: BrokerRole::AsyncMaster,
@@ -271,6 +277,36 @@ impl Config {
             "transactionCheckMax" => self.transactions.check_max = bounded(key, v, 1u32, 1000)?,
             "transactionCheckInterval" => self.transactions.check_interval = millis(key, v)?,
             "rejectTransactionMessage" => self.transactions.reject = parse(key, v)?,
+            "fileReservedTime" => {
+                let hours: f64 = parse(key, v)?;
+                if !(hours > 0.0 && hours <= 100_000.0) {
+                    return Err(ConfigError::BadValue {
+                        key: key.into(),
+                        value: v.into(),
+                        reason: "must be hours above 0 (fractions allowed)".into(),
+                    });
+                }
+                self.retention.reserved = Duration::from_secs_f64(hours * 3600.0);
+            }
+            "deleteWhen" => {
+                self.retention.delete_hours =
+                    retention::parse_delete_when(v).map_err(|reason| ConfigError::BadValue {
+                        key: key.into(),
+                        value: v.into(),
+                        reason,
+                    })?
+            }
+            // RocketMQ's bounds: 10–95, forced clean 30–85, the warning level 35–90.
+            "diskMaxUsedSpaceRatio" => self.retention.max_used_ratio = bounded(key, v, 10u8, 95)?,
+            "diskSpaceCleanForciblyRatio" => {
+                self.retention.clean_forcibly_ratio = bounded(key, v, 30u8, 85)?
+            }
+            "diskSpaceWarningLevelRatio" => {
+                self.retention.warning_ratio = bounded(key, v, 35u8, 90)?
+            }
+            "cleanFileForciblyEnable" => self.retention.clean_forcibly = parse(key, v)?,
+            "deleteFileBatchMax" => self.retention.batch_max = bounded(key, v, 1usize, 1000)?,
+            "cleanResourceInterval" => self.retention.interval = millis(key, v)?,
             "messageIndexEnable" => self.index.enabled = parse(key, v)?,
             "maxHashSlotNum" => self.index.slots = bounded(key, v, 1u32, 50_000_000)?,
             "maxIndexNum" => self.index.entries = bounded(key, v, 1u32, 100_000_000)?,

@@ -207,6 +207,7 @@ pub fn run(role: Role, config: Config) -> anyhow::Result<()> {
                 delay_levels: config.message_delay_level.clone(),
                 transactions: config.transactions,
                 index: config.index,
+                retention: config.retention,
                 lock_max_live: config.rebalance_lock_max_live_time,
                 replication: ReplicationConfig {
                     role: config.broker_role,

@@ -4,47 +4,14 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::disk::SmallDisk;
 use common::{eventually, pull_all, queue, Petrel};
 use petrel::client::{properties, Client, Message};
 use petrel_shards::broker::metadata::TopicConfig;
 use petrel_shards::remoting::response;
-
-/// A tmpfs of `mib` MiB mounted for the test, unmounted on drop.
-struct SmallDisk {
-    dir: tempfile::TempDir,
-}
-
-impl SmallDisk {
-    fn mount(mib: u32) -> Result<SmallDisk, String> {
-        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
-            .arg(dir.path())
-            .output()
-            .map_err(|e| format!("mount: {e}"))?;
-        if !out.status.success() {
-            return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
-        }
-        Ok(SmallDisk { dir })
-    }
-
-    fn path(&self) -> PathBuf {
-        self.dir.path().to_path_buf()
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = Command::new("umount")
-            .arg("-l")
-            .arg(self.dir.path())
-            .status();
-    }
-}
 
 /// Writes a file in `dir` until the filesystem has no byte left.
 fn fill(dir: &Path) {
@@ -72,6 +39,13 @@ fn assert_alive(petrel: &mut Petrel) {
     }
 }
 
+/// Retention must not delete what the test checks: no forced cleaning.
+const FULL_DISK_PROPERTIES: &[&str] = &[
+    "mappedFileSizeCommitLog=1048576",
+    "maxMessageSize=65536",
+    "cleanFileForciblyEnable=false",
+];
+
 #[test]
 fn a_full_disk_refuses_sends_and_keeps_every_acknowledged_message_readable() {
     let disk = match SmallDisk::mount(72) {
@@ -86,11 +60,7 @@ fn a_full_disk_refuses_sends_and_keeps_every_acknowledged_message_readable() {
     std::fs::write(store.join("ballast"), vec![1u8; 8 << 20]).unwrap();
     // Index files as large as by default (sparse, 420 MB each): their pages, not the log's,
     // are what a full disk used to fault on.
-    let mut petrel = Petrel::start(
-        "standalone",
-        store,
-        &["mappedFileSizeCommitLog=1048576", "maxMessageSize=65536"],
-    );
+    let mut petrel = Petrel::start("standalone", store, FULL_DISK_PROPERTIES);
     let mut client = Client::new(&petrel.namesrv());
     client
         .create_topic(&petrel.front_door(), &TopicConfig::new("Full", 1, 6))
@@ -140,6 +110,21 @@ fn a_full_disk_refuses_sends_and_keeps_every_acknowledged_message_readable() {
     assert_alive(&mut petrel);
     // Still serving, and exactly what was acknowledged is stored: refused sends took nothing.
     assert_eq!(stored(&mut client, &addr), acked);
+    // A restart on the full disk starts and serves reads.
+    assert!(petrel.terminate().success(), "clean stop on a full disk");
+    let mut petrel = Petrel::start("standalone", store, FULL_DISK_PROPERTIES);
+    let mut client = Client::new(&petrel.namesrv());
+    let (_, addr) = petrel.brokers()[0].clone();
+    assert_eq!(stored(&mut client, &addr), acked);
+    let msg = Message::new("while full", properties(None, None, &[]));
+    match client.send_to(&addr, &q, &msg) {
+        Ok(r) => panic!(
+            "acknowledged on a full disk after a restart: code {}",
+            r.code
+        ),
+        Err(e) => assert!(e.to_string().contains("maybe disk full"), "{e}"),
+    }
+    assert_alive(&mut petrel);
     // Space comes back: sends resume within 5 s, with no restart.
     std::fs::remove_file(store.join("filler")).unwrap();
     std::fs::remove_file(store.join("ballast")).unwrap();
@@ -158,11 +143,7 @@ fn a_full_disk_refuses_sends_and_keeps_every_acknowledged_message_readable() {
     assert_eq!(stored(&mut client, &addr), acked);
     // And a restart finds it all.
     assert!(petrel.terminate().success());
-    let petrel = Petrel::start(
-        "standalone",
-        store,
-        &["mappedFileSizeCommitLog=1048576", "maxMessageSize=65536"],
-    );
+    let petrel = Petrel::start("standalone", store, FULL_DISK_PROPERTIES);
     let mut client = Client::new(&petrel.namesrv());
     let (_, addr) = petrel.brokers()[0].clone();
     assert_eq!(stored(&mut client, &addr), acked);

@@ -68,6 +68,11 @@ pub fn not_the_elected_master(broker_name: &str, epoch: u64) -> String {
     format!("service not available now: {broker_name} is not the master the controller elected (its epoch {epoch}); messages are put to the elected master")
 }
 
+/// A write refused because the disk is fuller than `diskSpaceWarningLevelRatio`.
+pub fn disk_above_warning(used_percent: f64, warning_percent: u8) -> String {
+    format!("service not available now, maybe disk full: the disk is {used_percent:.1}% used, above diskSpaceWarningLevelRatio {warning_percent}%; writes resume once retention or the operator frees space")
+}
+
 /// A write refused because the commit log cannot grow (RocketMQ's SERVICE_NOT_AVAILABLE).
 pub const DISK_FULL: &str =
     "service not available now, maybe disk full: the commit log cannot grow; writes resume once space is back";

@@ -5,6 +5,7 @@
     reason = "each test binary uses a different part of the harness"
 )]
 
+pub mod disk;
 pub mod ha;
 pub mod java;
 

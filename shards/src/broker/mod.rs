@@ -73,6 +73,8 @@ pub struct ShardConfig {
     pub in_memory_ratio_percent: u64,
     /// `brokerRole`, `brokerId`, `haMasterAddress`, and the HA address registered.
     pub replication: crate::replication::ReplicationConfig,
+    /// `fileReservedTime`, `deleteWhen`, `diskMaxUsedSpaceRatio` and the other disk ratios.
+    pub retention: crate::store::retention::RetentionConfig,
 }
 
 /// The broker name shard `i` of a process named `process` has in routes.
@@ -429,6 +431,12 @@ impl Shard {
             .expect("the background queue exists")
             .detach();
         glommio::spawn_local(self.store.clone().run_flusher(self.config.flush_interval)).detach();
+        glommio::spawn_local_into(
+            crate::store::retention::run(self.store.clone()),
+            self.background,
+        )
+        .expect("the background queue exists")
+        .detach();
         glommio::spawn_local(
             self.store
                 .clone()

@@ -111,12 +111,22 @@ fn catch_up(shard: &Shard) {
     let tx = &shard.transactions;
     let half_max = shard.store.max_offset(HALF_TOPIC, 0);
     let op_max = shard.store.max_offset(OP_TOPIC, 0);
+    // Half messages retention deleted can no longer be committed or checked.
+    let half_min = shard.store.min_offset(HALF_TOPIC, 0);
+    let op_min = shard.store.min_offset(OP_TOPIC, 0);
     let mut state = tx.state.borrow_mut();
-    for offset in state.half_scanned..half_max {
+    while state
+        .pending
+        .first_key_value()
+        .is_some_and(|(o, _)| *o < half_min)
+    {
+        state.pending.pop_first();
+    }
+    for offset in state.half_scanned.max(half_min)..half_max {
         state.pending.insert(offset, 0);
     }
     state.half_scanned = state.half_scanned.max(half_max);
-    for offset in state.op_scanned..op_max {
+    for offset in state.op_scanned.max(op_min)..op_max {
         let entry = shard
             .store
             .queues()

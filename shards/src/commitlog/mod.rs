@@ -10,6 +10,8 @@
 
 pub mod entry;
 pub mod recovery;
+mod replica;
+pub use replica::truncate_closed;
 mod segment;
 
 use std::cell::RefCell;
@@ -316,47 +318,6 @@ impl CommitLog {
         }
     }
 
-    /// Appends entries copied from a master's log at the same offset (a slave's replica):
-    /// `bytes` must start at the log end and hold whole, valid entries within one segment,
-    /// which the caller checked. Returns the new end.
-    pub fn append_replica(&self, start: u64, bytes: &[u8]) -> u64 {
-        assert_eq!(
-            start,
-            self.reserved_end.get(),
-            "replica bytes must start at the log end"
-        );
-        let segment_bytes = self.config.segment_bytes;
-        assert!(
-            start % segment_bytes + bytes.len() as u64 <= segment_bytes,
-            "replica bytes cross a segment end"
-        );
-        self.pending.borrow_mut().bytes.extend_from_slice(bytes);
-        let end = start + bytes.len() as u64;
-        self.reserved_end.set(end);
-        self.wake_writer.raise();
-        end
-    }
-
-    /// Closes the segment holding `start` (the log end) with a blank marker, as the master's
-    /// log did there. Returns the new end, the next segment's first offset.
-    pub fn seal_replica(&self, start: u64) -> Result<u64, String> {
-        if start != self.reserved_end.get() {
-            return Err(format!(
-                "seal at {start}, but the log ends at {}",
-                self.reserved_end.get()
-            ));
-        }
-        let segment_bytes = self.config.segment_bytes;
-        let remaining = segment_bytes - start % segment_bytes;
-        if (remaining as usize) < BLANK_BYTES {
-            return Err(format!("seal at {start} leaves no room for a blank marker"));
-        }
-        entry::push_blank(&mut self.pending.borrow_mut().bytes, remaining as usize);
-        self.reserved_end.set(start + remaining);
-        self.wake_writer.raise();
-        Ok(start + remaining)
-    }
-
     /// The entry at `offset` (below `durable`): `Some(Ok(entry bytes))` for a record,
     /// `Some(Err(()))` for the blank marker that closes its segment, `None` if there is no
     /// durable entry there.
@@ -429,6 +390,7 @@ impl CommitLog {
                     source,
                 })?;
             touched.push((base, file));
+            self.touch(base);
             offset += len;
             bytes = rest;
         }
@@ -441,6 +403,49 @@ impl CommitLog {
             }
         }
         Ok(())
+    }
+
+    fn touch(&self, base: u64) {
+        if let Some(s) = self.segments.borrow().iter().rev().find(|s| s.base == base) {
+            s.written_ms.set(now_ms());
+        }
+    }
+
+    /// The oldest offset held: the first segment's, once retention deleted older ones.
+    pub fn min_offset(&self) -> u64 {
+        self.segments
+            .borrow()
+            .first()
+            .map_or(self.reserved_end.get(), |s| s.base)
+            .min(self.reserved_end.get())
+    }
+
+    /// The oldest segments retention may delete, oldest first, at most `max`: those last
+    /// written before `written_before_ms` (any, when `forced`), stopping at the first that
+    /// is not. The segment holding the last durable byte is always kept.
+    pub fn deletable(&self, written_before_ms: i64, forced: bool, max: usize) -> Vec<(u64, i64)> {
+        let segment_bytes = self.config.segment_bytes;
+        let last = self.durable.get().saturating_sub(1);
+        let keep_from = last - last % segment_bytes;
+        self.segments
+            .borrow()
+            .iter()
+            .take_while(|s| {
+                s.base < keep_from && (forced || s.written_ms.get() < written_before_ms)
+            })
+            .take(max)
+            .map(|s| (s.base, s.written_ms.get()))
+            .collect()
+    }
+
+    /// Drops the oldest segment, which must start at `base`, and returns its path for the
+    /// caller to remove: reads below the next segment find nothing from now on.
+    pub fn close_oldest(&self, base: u64) -> Option<PathBuf> {
+        let mut segments = self.segments.borrow_mut();
+        if segments.first().is_none_or(|s| s.base != base) {
+            return None;
+        }
+        Some(segments.remove(0).path)
     }
 
     /// Everything below this offset has reached the disk (fdatasync completed).
@@ -512,36 +517,19 @@ async fn write_all(file: &BufferedFile, bytes: Vec<u8>, pos: u64) -> std::io::Re
     Ok(())
 }
 
-/// Cuts the closed log in `dir` at `at` (an entry boundary): the segment holding `at` is
-/// zeroed from there, later segments are removed, and both are on disk before it returns.
-/// For a replica whose log parted from its master's; the log must not be open.
-#[allow(
-    clippy::disallowed_methods,
-    reason = "start-up, before the shard serves"
-)]
-pub fn truncate_closed(dir: &Path, segment_bytes: u64, at: u64) -> std::io::Result<()> {
-    use std::io::{Seek, Write};
-    let base_at = at - at % segment_bytes;
-    for base in list_segments(dir)? {
-        let path = dir.join(segment::segment_name(base));
-        if base > base_at {
-            std::fs::remove_file(&path)?;
-        } else if base == base_at {
-            let mut file = std::fs::OpenOptions::new().write(true).open(&path)?;
-            let len = file.metadata()?.len();
-            let from = at - base;
-            file.seek(std::io::SeekFrom::Start(from))?;
-            let zeros = vec![0u8; 1 << 20];
-            let mut left = len.saturating_sub(from);
-            while left > 0 {
-                let n = left.min(zeros.len() as u64) as usize;
-                file.write_all(&zeros[..n])?;
-                left -= n as u64;
-            }
-            file.sync_all()?;
-        }
-    }
-    std::fs::File::open(dir)?.sync_all()
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// The first offset of the oldest segment in `dir` (0 if there is none): above 0, retention
+/// deleted what came before.
+pub fn first_segment_base(dir: &Path) -> u64 {
+    list_segments(dir)
+        .ok()
+        .and_then(|b| b.first().copied())
+        .unwrap_or(0)
 }
 
 fn list_segments(dir: &Path) -> std::io::Result<Vec<u64>> {

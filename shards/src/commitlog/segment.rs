@@ -15,6 +15,9 @@ pub struct Segment {
     pub path: PathBuf,
     file: Rc<BufferedFile>,
     map: Mmap,
+    /// When it was last written (its mtime at open): retention's clock, as RocketMQ's
+    /// `lastModified`.
+    pub written_ms: std::cell::Cell<i64>,
 }
 
 pub fn segment_name(base: u64) -> String {
@@ -42,12 +45,13 @@ impl Segment {
                 .await
                 .map_err(|e| io(e.into()))?;
         }
-        let map = map_file(&path, bytes).map_err(io)?;
+        let (map, written_ms) = map_file(&path, bytes).map_err(io)?;
         Ok(Segment {
             base,
             path,
             file: Rc::new(file),
             map,
+            written_ms: std::cell::Cell::new(written_ms),
         })
     }
 
@@ -92,15 +96,21 @@ pub fn discard_empty(dir: &Path, base: u64) {
     }
 }
 
-fn map_file(path: &Path, bytes: u64) -> std::io::Result<Mmap> {
+/// Maps the segment; with its mtime in ms since the epoch.
+fn map_file(path: &Path, bytes: u64) -> std::io::Result<(Mmap, i64)> {
     #[allow(
         clippy::disallowed_methods,
         reason = "mapping happens once per segment, at open"
     )]
     let file = std::fs::File::open(path)?;
+    let modified = file.metadata()?.modified()?;
+    let written_ms = modified
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
     let len = usize::try_from(bytes).map_err(|_| std::io::Error::other("segment too large"))?;
     // SAFETY: the map is read-only and covers the preallocated length, which the file never
     // shrinks below while mapped (`zero_from` re-extends it before returning). Writes go
     // through the same page cache, so the map sees them once `write_at` completes.
-    unsafe { memmap2::MmapOptions::new().len(len).map(&file) }
+    let map = unsafe { memmap2::MmapOptions::new().len(len).map(&file) }?;
+    Ok((map, written_ms))
 }

@@ -15,11 +15,18 @@ pub fn encode_unit(entry: &CqEntry, out: &mut Vec<u8>) {
     out.extend_from_slice(&entry.store_timestamp.to_be_bytes());
 }
 
-/// Decodes whole units; a torn last unit is ignored. Stops at the first unit that goes back in
-/// the log or reaches past `log_end`, since everything from there is rebuilt from the log.
-pub fn decode_units(bytes: &[u8], log_end: u64) -> Vec<CqEntry> {
-    let mut out: Vec<CqEntry> = Vec::with_capacity(bytes.len() / UNIT_BYTES);
-    for unit in bytes.chunks_exact(UNIT_BYTES) {
+/// Decodes whole units into the queue offset of the first kept unit and the units from there.
+/// Leading zero units are skipped: retention punched them out with their log segments. A
+/// torn last unit is ignored. Stops at the first unit that goes back in the log or reaches
+/// past `log_end`, since everything from there is rebuilt from the log.
+pub fn decode_units(bytes: &[u8], log_end: u64) -> (u64, Vec<CqEntry>) {
+    let units = bytes.chunks_exact(UNIT_BYTES);
+    let deleted = units
+        .clone()
+        .take_while(|u| u.iter().all(|b| *b == 0))
+        .count();
+    let mut out: Vec<CqEntry> = Vec::with_capacity(bytes.len() / UNIT_BYTES - deleted);
+    for unit in units.skip(deleted) {
         let entry = CqEntry {
             commit_log_offset: u64::from_be_bytes(unit[0..8].try_into().expect("8 bytes")),
             size: u32::from_be_bytes(unit[8..12].try_into().expect("4 bytes")),
@@ -37,7 +44,7 @@ pub fn decode_units(bytes: &[u8], log_end: u64) -> Vec<CqEntry> {
         }
         out.push(entry);
     }
-    out
+    (deleted as u64, out)
 }
 
 #[cfg(test)]
@@ -61,25 +68,39 @@ mod tests {
         }
         assert_eq!(
             decode_units(&bytes, 500),
-            (0..5).map(|i| entry(i * 100)).collect::<Vec<_>>()
+            (0, (0..5).map(|i| entry(i * 100)).collect::<Vec<_>>())
         );
         assert_eq!(
-            decode_units(&bytes[..bytes.len() - 3], 500).len(),
+            decode_units(&bytes[..bytes.len() - 3], 500).1.len(),
             4,
             "torn unit"
         );
         assert_eq!(
-            decode_units(&bytes, 350).len(),
+            decode_units(&bytes, 350).1.len(),
             3,
             "past the recovered log end"
         );
         let mut backwards = bytes.clone();
         encode_unit(&entry(0), &mut backwards);
         assert_eq!(
-            decode_units(&backwards, 10_000).len(),
+            decode_units(&backwards, 10_000).1.len(),
             5,
             "a unit going back in the log"
         );
-        assert!(decode_units(&[0; 56], 10_000).is_empty(), "zero fill");
+        let mut tail = bytes.clone();
+        tail.extend_from_slice(&[0; 56]);
+        assert_eq!(decode_units(&tail, 10_000).1.len(), 5, "zero fill");
+    }
+
+    #[test]
+    fn leading_zero_units_were_deleted_and_set_the_first_offset() {
+        let mut bytes = vec![0; 3 * UNIT_BYTES];
+        for i in 3..6 {
+            encode_unit(&entry(i * 100), &mut bytes);
+        }
+        let (first, units) = decode_units(&bytes, 10_000);
+        assert_eq!(first, 3);
+        assert_eq!(units, (3..6).map(|i| entry(i * 100)).collect::<Vec<_>>());
+        assert_eq!(decode_units(&[0; 56], 10_000), (2, vec![]), "all deleted");
     }
 }

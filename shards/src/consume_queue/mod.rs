@@ -21,32 +21,62 @@ pub struct CqEntry {
 
 #[derive(Debug, Default)]
 pub struct ConsumeQueue {
+    /// Queue offset of `entries[0]`: entries below it went with the log segments retention
+    /// deleted (RocketMQ's min offset).
+    base: u64,
     entries: Vec<CqEntry>,
     /// Next queue offset to assign: entries assigned but not yet durable sit between
-    /// `entries.len()` and here.
+    /// `max_offset()` and here.
     next_offset: u64,
-    /// Entries already written to the queue's file.
+    /// Queue offsets below this are written to the queue's file.
     persisted: u64,
 }
 
 impl ConsumeQueue {
-    /// A queue loaded from its file: those entries are on disk already.
-    pub fn from_persisted(entries: Vec<CqEntry>) -> ConsumeQueue {
-        let n = entries.len() as u64;
+    /// A queue loaded from its file, whose first `base` units were deleted: the entries
+    /// after them are on disk already.
+    pub fn from_persisted(base: u64, entries: Vec<CqEntry>) -> ConsumeQueue {
+        let end = base + entries.len() as u64;
         ConsumeQueue {
+            base,
             entries,
-            next_offset: n,
-            persisted: n,
+            next_offset: end,
+            persisted: end,
         }
     }
 
-    /// Entries not yet written to the file, with the index of the first.
+    /// Entries not yet written to the file, with the queue offset of the first.
     pub fn unpersisted(&self) -> (u64, &[CqEntry]) {
-        (self.persisted, &self.entries[self.persisted as usize..])
+        let from = self.persisted.max(self.base);
+        (from, &self.entries[(from - self.base) as usize..])
     }
 
     pub fn mark_persisted(&mut self, upto: u64) {
-        self.persisted = self.persisted.max(upto.min(self.entries.len() as u64));
+        self.persisted = self.persisted.max(upto.min(self.max_offset()));
+    }
+
+    /// Drops the entries whose records lie below `log_min` (deleted segments); returns how
+    /// many went. Entries are in log order, so they are a prefix.
+    pub fn trim_below(&mut self, log_min: u64) -> u64 {
+        let n = self
+            .entries
+            .partition_point(|e| e.commit_log_offset < log_min);
+        if n > 0 {
+            self.entries.drain(..n);
+            self.entries.shrink_to(self.entries.len() * 2);
+            self.base += n as u64;
+        }
+        n as u64
+    }
+
+    /// For a recovery that finds the queue's first record in a log whose older segments
+    /// were deleted: the queue starts at that record's offset.
+    pub fn start_at(&mut self, queue_offset: u64) {
+        if self.entries.is_empty() && queue_offset > self.base {
+            self.base = queue_offset;
+            self.next_offset = self.next_offset.max(queue_offset);
+            self.persisted = self.persisted.max(queue_offset);
+        }
     }
 
     /// The queue offset the next append gets.
@@ -63,44 +93,63 @@ impl ConsumeQueue {
 
     /// Adds the entry for `queue_offset`, which must be the next one in order.
     pub fn push(&mut self, queue_offset: u64, entry: CqEntry) -> Result<(), (u64, u64)> {
-        if queue_offset != self.entries.len() as u64 {
-            return Err((queue_offset, self.entries.len() as u64));
+        if queue_offset != self.max_offset() {
+            return Err((queue_offset, self.max_offset()));
         }
         self.entries.push(entry);
-        self.next_offset = self.next_offset.max(self.entries.len() as u64);
+        self.next_offset = self.next_offset.max(self.max_offset());
         Ok(())
     }
 
+    /// The oldest offset still held (0 until retention deleted something).
     pub fn min_offset(&self) -> u64 {
-        0
+        self.base
     }
 
     /// One past the last durable entry (RocketMQ's "max offset").
     pub fn max_offset(&self) -> u64 {
-        self.entries.len() as u64
+        self.base + self.entries.len() as u64
     }
 
     pub fn get(&self, queue_offset: u64) -> Option<&CqEntry> {
-        self.entries.get(usize::try_from(queue_offset).ok()?)
+        let index = queue_offset.checked_sub(self.base)?;
+        self.entries.get(usize::try_from(index).ok()?)
     }
 
+    /// The entries held, the first at `min_offset()`.
     pub fn entries(&self) -> &[CqEntry] {
         &self.entries
     }
 
+    /// `select` over this queue from queue offset `from` (at least `min_offset()`).
+    pub fn select(&self, from: u64, filter: &TagFilter, limits: PullLimits) -> Selection {
+        let mut selection = select(
+            &self.entries,
+            from.saturating_sub(self.base),
+            filter,
+            limits,
+        );
+        for (offset, _) in &mut selection.found {
+            *offset += self.base;
+        }
+        selection.next_offset += self.base;
+        selection
+    }
+
     /// First offset whose store time is ≥ `timestamp` (`max_offset` if none), or with
-    /// `Boundary::Upper` the last offset whose store time is ≤ `timestamp` (0 if none).
+    /// `Boundary::Upper` the last offset whose store time is ≤ `timestamp` (`min_offset` if
+    /// none).
     pub fn search_by_time(&self, timestamp: i64, boundary: Boundary) -> u64 {
         let first_at_or_after = self
             .entries
             .partition_point(|e| e.store_timestamp < timestamp);
         match boundary {
-            Boundary::Lower => first_at_or_after as u64,
+            Boundary::Lower => self.base + first_at_or_after as u64,
             Boundary::Upper => {
                 let first_after = self
                     .entries
                     .partition_point(|e| e.store_timestamp <= timestamp);
-                first_after.saturating_sub(1) as u64
+                self.base + first_after.saturating_sub(1) as u64
             }
         }
     }
@@ -236,6 +285,15 @@ impl ConsumeQueues {
         self.topics.get_mut(topic)?.get_mut(queue_id as usize)
     }
 
+    /// Drops every entry whose record lies below `log_min`; returns how many went.
+    pub fn trim_below(&mut self, log_min: u64) -> u64 {
+        self.topics
+            .values_mut()
+            .flatten()
+            .map(|q| q.trim_below(log_min))
+            .sum()
+    }
+
     /// Installs a queue loaded from disk.
     pub fn insert_loaded(&mut self, topic: &str, queue_id: u32, queue: ConsumeQueue) {
         *self.get_or_create(topic, queue_id) = queue;
@@ -338,6 +396,29 @@ mod tests {
         assert_eq!(q.search_by_time(1025, Boundary::Upper), 2);
         assert_eq!(q.search_by_time(0, Boundary::Lower), 0);
         assert_eq!(q.search_by_time(9999, Boundary::Lower), 5);
+    }
+
+    #[test]
+    fn a_trimmed_queue_keeps_its_offsets() {
+        let mut q = ConsumeQueue::default();
+        for i in 0..6 {
+            let o = q.reserve();
+            q.push(o, entry(i, if i % 2 == 0 { "a" } else { "b" }))
+                .unwrap();
+        }
+        assert_eq!(q.trim_below(300), 3);
+        assert_eq!((q.min_offset(), q.max_offset()), (3, 6));
+        assert!(q.get(2).is_none());
+        assert_eq!(q.get(3).unwrap().commit_log_offset, 300);
+        let sel = q.select(3, &TagFilter::parse("a"), LIMITS);
+        assert_eq!(sel.found.iter().map(|f| f.0).collect::<Vec<_>>(), vec![4]);
+        assert_eq!(sel.next_offset, 6);
+        assert_eq!(q.search_by_time(1040, Boundary::Lower), 4);
+        assert_eq!(q.unpersisted().0, 3);
+        let o = q.reserve();
+        assert_eq!(o, 6);
+        q.push(o, entry(6, "a")).unwrap();
+        assert_eq!(q.trim_below(0), 0);
     }
 
     proptest! {

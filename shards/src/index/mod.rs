@@ -66,6 +66,7 @@ const ALLOCATE_AHEAD_BYTES: u64 = 4 << 20;
 /// its blocks are allocated (`fallocate`), so a full disk refuses an entry (the message
 /// goes unindexed, loudly) instead of faulting the process with SIGBUS.
 struct IndexFile {
+    path: PathBuf,
     map: MmapMut,
     file: std::fs::File,
     /// Bytes from the start known to have blocks on disk.
@@ -120,6 +121,7 @@ impl IndexFile {
         // SAFETY: the file is this shard's own; nothing else maps or truncates it.
         let map = unsafe { MmapMut::map_mut(&file)? };
         let mut f = IndexFile {
+            path: path.to_path_buf(),
             map,
             file,
             allocated: first,
@@ -149,6 +151,7 @@ impl IndexFile {
         // SAFETY: as in `create`.
         let map = unsafe { MmapMut::map_mut(&file) }.map_err(|e| bad(e.to_string()))?;
         let mut f = IndexFile {
+            path: path.to_path_buf(),
             map,
             file,
             // Nothing is known allocated: the first entry added allocates what it needs.
@@ -339,7 +342,8 @@ impl KeyIndex {
     fn put(&mut self, hash: i32, phy: u64, store_ms: i64) {
         if self.files.last().is_none_or(IndexFile::is_full) {
             // Named by first offset, then sequence: a tiny file can fill within one message.
-            let path = self.dir.join(format!("{phy:020}_{:06}", self.files.len()));
+            let seq = self.files.last().map_or(0, |f| sequence_of(&f.path) + 1);
+            let path = self.dir.join(format!("{phy:020}_{seq:06}"));
             match IndexFile::create(&path, self.config.slots, self.config.entries) {
                 Ok(f) => self.files.push(f),
                 Err(e) => return self.refuse(&format!("index file {}: {e}", path.display())),
@@ -389,6 +393,18 @@ impl KeyIndex {
             .map_or((0, 0), |f| (f.end_timestamp(), f.end_phy_offset()))
     }
 
+    /// Closes the files that point only below `log_min` (into deleted log segments), never
+    /// the newest, and returns their paths for the caller to remove. The caller must not
+    /// hold `regions()` of them (the store removes files only between persist rounds).
+    pub fn close_below(&mut self, log_min: u64) -> Vec<PathBuf> {
+        let newest = self.files.len().saturating_sub(1);
+        let stale = self.files[..newest]
+            .iter()
+            .take_while(|f| (f.end_phy_offset() as u64) < log_min)
+            .count();
+        self.files.drain(..stale).map(|f| f.path).collect()
+    }
+
     /// The address and length of each mapping, for a sync off the shard thread.
     pub fn regions(&self) -> Vec<(usize, usize)> {
         self.files
@@ -407,6 +423,15 @@ impl KeyIndex {
         names.sort();
         names
     }
+}
+
+/// The sequence number a file's name ends with (`<first offset>_<sequence>`).
+fn sequence_of(path: &Path) -> u64 {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.rsplit('_').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Writes the dirty pages of `regions` (from `KeyIndex::regions`) to disk.

@@ -45,11 +45,14 @@ pub fn dispatch(shard: &Shard, conn: &Rc<Connection>, cmd: RemotingCommand) {
         return;
     }
     // A full disk refuses writes before they take an offset (F29); reads go on.
-    if writes_the_log(cmd.code) && !shard.store.writable() {
+    if let Some(remark) = writes_the_log(cmd.code)
+        .then(|| shard.store.write_refusal())
+        .flatten()
+    {
         if !cmd.is_oneway() {
             conn.send(
                 &RemotingCommand::response(response::SERVICE_NOT_AVAILABLE, cmd.opaque)
-                    .with_remark(remarks::DISK_FULL),
+                    .with_remark(remark),
             );
         }
         return;

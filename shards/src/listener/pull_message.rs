@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use crate::broker::holds::{HeldPull, HOLD_MAX};
 use crate::broker::metadata::{perm, SubscriptionGroupConfig};
 use crate::broker::Shard;
-use crate::consume_queue::{select, PullLimits, TagFilter};
+use crate::consume_queue::{PullLimits, TagFilter};
 use crate::net::Connection;
 use crate::remarks;
 use crate::remoting::headers::{pull_flag, PullMessageHeader};
@@ -314,7 +314,7 @@ fn read(
             .map_or(PULL_BYTES_MAX, |b| (b.max(1) as usize).min(PULL_BYTES_MAX)),
         scan_max: PULL_SCAN_MAX,
     };
-    let selection = select(queue.entries(), requested, filter, limits);
+    let selection = queue.select(requested, filter, limits);
     drop(queues);
     if selection.found.is_empty() {
         let retry = answer(

@@ -192,6 +192,12 @@ fn misplaced(shard: &Shard, log_end: u64) -> Option<String> {
             "slave log of shard {id} ends at {log_end}, beyond the master's {durable}"
         ));
     }
+    let first = log.min_offset();
+    if log_end < first {
+        return Some(format!(
+            "slave log of shard {id} ends at {log_end}, but the master's log now starts at {first} (retention deleted what the slave lacks): the slave cannot catch up"
+        ));
+    }
     let starts_a_record = || {
         let Some(Ok(len)) = log.entry_at(log_end) else {
             return false;

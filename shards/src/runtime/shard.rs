@@ -81,6 +81,7 @@ async fn serve(start: ShardStart) -> Result<(), String> {
         index: start.config.index,
         sync_replication: start.config.replication.role
             == crate::replication::BrokerRole::SyncMaster,
+        retention: start.config.retention,
     };
     let mut store = Store::open(store_config.clone())
         .await

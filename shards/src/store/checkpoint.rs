@@ -21,8 +21,8 @@ use crate::consume_queue::{ConsumeQueue, ConsumeQueues};
 #[serde(rename_all = "camelCase", default)]
 pub struct Checkpoint {
     pub consume_queues_complete_to: u64,
-    /// Entries each queue had below `consume_queues_complete_to`: a file found shorter lost
-    /// its tail, and the queues are rebuilt.
+    /// Each queue's end below `consume_queues_complete_to` (entries, counting those deleted):
+    /// a file found shorter lost its tail, and the queues are rebuilt.
     pub queue_entries: BTreeMap<String, Vec<u64>>,
 }
 
@@ -35,9 +35,10 @@ impl Checkpoint {
                 let counts = list
                     .iter()
                     .map(|q| {
-                        q.entries()
-                            .partition_point(|e| e.commit_log_offset + e.size as u64 <= complete_to)
-                            as u64
+                        let below = q.entries().partition_point(|e| {
+                            e.commit_log_offset + e.size as u64 <= complete_to
+                        });
+                        q.min_offset() + below as u64
                     })
                     .collect();
                 (topic.clone(), counts)
@@ -113,16 +114,17 @@ pub fn load_queues(dir: &Path, complete_to: u64) -> std::io::Result<ConsumeQueue
                 continue;
             };
             let bytes = std::fs::read(file.path())?;
-            let mut entries = decode_units(&bytes, u64::MAX);
+            let (first, mut entries) = decode_units(&bytes, u64::MAX);
             entries.retain(|e| e.commit_log_offset + e.size as u64 <= complete_to);
-            let keep = (entries.len() * UNIT_BYTES) as u64;
+            let keep = (first + entries.len() as u64) * UNIT_BYTES as u64;
             if keep != bytes.len() as u64 {
                 std::fs::OpenOptions::new()
                     .write(true)
                     .open(file.path())?
                     .set_len(keep)?;
             }
-            queues.insert_loaded(&topic, queue_id, ConsumeQueue::from_persisted(entries));
+            let queue = ConsumeQueue::from_persisted(first, entries);
+            queues.insert_loaded(&topic, queue_id, queue);
         }
     }
     Ok(queues)
@@ -150,6 +152,8 @@ pub fn discard_all(dir: &Path) -> std::io::Result<()> {
 #[derive(Default)]
 pub struct QueueFiles {
     files: HashMap<(String, u32), Rc<BufferedFile>>,
+    /// Units punched out of each file so far (retention).
+    punched: HashMap<(String, u32), u64>,
 }
 
 impl QueueFiles {
@@ -180,6 +184,30 @@ impl QueueFiles {
         self.files
             .insert((topic.to_string(), queue_id), file.clone());
         Ok(file)
+    }
+
+    /// Punches the units below `first` out of a queue's file (their records were deleted),
+    /// leaving a hole that reads as zeros: the file keeps each unit at its queue offset.
+    pub async fn delete_units(
+        &mut self,
+        dir: &Path,
+        topic: &str,
+        queue_id: u32,
+        first: u64,
+    ) -> std::io::Result<()> {
+        let done = self
+            .punched
+            .get(&(topic.to_string(), queue_id))
+            .copied()
+            .unwrap_or(0);
+        if first <= done {
+            return Ok(());
+        }
+        let file = self.file(dir, topic, queue_id).await?;
+        let unit = UNIT_BYTES as u64;
+        file.deallocate(done * unit, (first - done) * unit).await?;
+        self.punched.insert((topic.to_string(), queue_id), first);
+        Ok(())
     }
 
     /// Writes the units of `batch` (topic, queue, first unit index, units) and syncs the files.

@@ -8,7 +8,9 @@
 pub mod atomic_file;
 pub mod checkpoint;
 pub mod offsets;
+pub mod replica;
 pub mod replicated;
+pub mod retention;
 
 use std::cell::RefCell;
 use std::collections::{BTreeSet, VecDeque};
@@ -32,6 +34,8 @@ pub struct StoreConfig {
     pub index: IndexConfig,
     /// SYNC_MASTER: consumers see a message once the slave holds it (`replicated`).
     pub sync_replication: bool,
+    /// `fileReservedTime`, `deleteWhen` and the disk ratios (`retention`).
+    pub retention: retention::RetentionConfig,
 }
 
 /// An append waiting to become durable: its consume-queue entry and the log end that covers it.
@@ -66,6 +70,8 @@ pub struct Store {
     checkpointed: std::cell::Cell<u64>,
     /// A master's view of its slave.
     pub replicated: replicated::Replicated,
+    /// The disk's use, and whether writes are refused for it.
+    pub disk: retention::DiskGuard,
 }
 
 impl Store {
@@ -116,6 +122,7 @@ impl Store {
             queue_files: RefCell::new(Some(QueueFiles::default())),
             checkpointed: std::cell::Cell::new(u64::MAX),
             replicated: replicated::Replicated::new(config.sync_replication),
+            disk: retention::DiskGuard::default(),
             config,
         }))
     }
@@ -157,10 +164,15 @@ impl Store {
             segment_bytes: config.segment_bytes,
             flush: config.flush,
         };
+        // Retention deleted the log's first segments: a queue may begin past offset 0.
+        let trimmed = crate::commitlog::first_segment_base(&log_config.dir) > 0;
         let log = CommitLog::open(log_config, complete_to, |physical, view| {
             index.add(view.topic, view.properties, physical, view.store_timestamp);
             let Some((queue_id, queue_offset, entry)) = cq_entry_of(physical, view) else { return };
             let queue = queues.get_or_create(view.topic, queue_id);
+            if trimmed {
+                queue.start_at(queue_offset);
+            }
             let _ = queue.reserve();
             match queue.push(queue_offset, entry) {
                 Ok(()) => indexed += 1,
@@ -177,6 +189,8 @@ impl Store {
             return Ok(Err(reason));
         }
         let end = log.reserved_end();
+        // A crash between deleting segments and trimming the queues left entries behind.
+        queues.trim_below(log.min_offset());
         for (topic, list) in queues.topics() {
             for (queue_id, queue) in list.iter().enumerate() {
                 // A unit lost from the middle of a file shows at the last unit: its record
@@ -206,9 +220,25 @@ impl Store {
         &self.log
     }
 
-    /// Whether appends are taken now (see `CommitLog::writable`); every writer asks first.
+    /// Whether appends are taken now: the log can grow (see `CommitLog::writable`) and the
+    /// disk is below the warning level. Every writer asks first.
     pub fn writable(&self) -> bool {
-        self.log.writable()
+        !self.disk.refusing() && self.log.writable()
+    }
+
+    /// Why appends are refused now, for the client (see `writable`).
+    pub fn write_refusal(&self) -> Option<String> {
+        if !self.log.writable() {
+            return Some(crate::remarks::DISK_FULL.to_string());
+        }
+        if self.disk.refusing() {
+            let used = self.disk.used_percent().unwrap_or(100.0);
+            return Some(crate::remarks::disk_above_warning(
+                used,
+                self.config.retention.warning_ratio,
+            ));
+        }
+        None
     }
 
     /// Largest record the log accepts.
@@ -252,85 +282,6 @@ impl Store {
             queue_offset,
             end,
         }
-    }
-
-    /// Appends log bytes a master streamed (a slave's replica), at the same offset as on the
-    /// master: whole entries of one segment starting at this log's end, each with a valid
-    /// crc32c trailer, whose queue offsets continue this store's queues. Anything else is
-    /// refused whole and changes nothing. Returns the new log end.
-    pub fn append_replica(&self, start: u64, bytes: &[u8]) -> Result<u64, String> {
-        let end = self.log.reserved_end();
-        if start != end {
-            return Err(format!(
-                "replica bytes at {start}, but the log ends at {end}"
-            ));
-        }
-        let segment_bytes = self.config.segment_bytes;
-        if start % segment_bytes + bytes.len() as u64 > segment_bytes {
-            return Err(format!(
-                "replica bytes at {start} ({} bytes) cross a segment end",
-                bytes.len()
-            ));
-        }
-        // First pass: every entry valid, every queue offset the next one.
-        let mut next: std::collections::HashMap<(String, u32), u64> = Default::default();
-        let mut wrong = None;
-        let scan = crate::commitlog::recovery::scan_segment(bytes, start, |physical, view| {
-            let Some((queue_id, queue_offset, _)) = cq_entry_of(physical, view) else {
-                return;
-            };
-            let expected = next
-                .entry((view.topic.to_string(), queue_id))
-                .or_insert_with(|| {
-                    self.queues
-                        .borrow()
-                        .get(view.topic, queue_id as i32)
-                        .map_or(0, |q| q.next_offset())
-                });
-            if *expected != queue_offset && wrong.is_none() {
-                wrong = Some(format!(
-                    "record at {physical} has queue offset {queue_offset} of {}:{queue_id}, expected {expected}",
-                    view.topic
-                ));
-            }
-            *expected = queue_offset + 1;
-        });
-        if scan.valid_bytes != bytes.len() || scan.end != crate::commitlog::recovery::End::Full {
-            return Err(format!(
-                "replica bytes at {start}: entry at {} is not valid ({:?})",
-                start + scan.valid_bytes as u64,
-                scan.end
-            ));
-        }
-        if let Some(reason) = wrong {
-            return Err(reason);
-        }
-        // Second pass: append, index, and dispatch once durable, as for a send.
-        let new_end = self.log.append_replica(start, bytes);
-        let mut queues = self.queues.borrow_mut();
-        let mut index = self.index.borrow_mut();
-        let mut dispatch = self.dispatch.borrow_mut();
-        crate::commitlog::recovery::scan_segment(bytes, start, |physical, view| {
-            index.add(view.topic, view.properties, physical, view.store_timestamp);
-            let Some((queue_id, queue_offset, entry)) = cq_entry_of(physical, view) else {
-                return;
-            };
-            let reserved = queues.get_or_create(view.topic, queue_id).reserve();
-            debug_assert_eq!(reserved, queue_offset);
-            dispatch.push_back(Dispatch {
-                topic: view.topic.to_string(),
-                queue_id,
-                queue_offset,
-                end: physical + crate::commitlog::entry::entry_bytes(view.total_size) as u64,
-                entry,
-            });
-        });
-        Ok(new_end)
-    }
-
-    /// Closes the current segment with a blank marker at `start`, as the master's log did.
-    pub fn seal_replica(&self, start: u64) -> Result<u64, String> {
-        self.log.seal_replica(start)
     }
 
     /// The writer task: writes batches as they come and dispatches what became durable.
@@ -586,6 +537,7 @@ mod tests {
             flush: FlushDiskType::Async,
             index: IndexConfig::default(),
             sync_replication: false,
+            retention: retention::RetentionConfig::default(),
         }
     }
 

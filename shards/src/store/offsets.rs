@@ -193,6 +193,26 @@ impl ConsumerOffsets {
         topics
     }
 
+    /// Moves every committed offset below its queue's first offset (`first_of(topic,
+    /// queue)`, after retention deleted older messages) up to it; returns how many moved.
+    pub fn raise_to(&mut self, first_of: impl Fn(&str, i32) -> Option<u64>) -> usize {
+        let mut moved = 0;
+        for (key, queues) in &mut self.table {
+            let Some((topic, _group)) = key.split_once('@') else {
+                continue;
+            };
+            for (queue_id, offset) in queues.iter_mut() {
+                if let Some(first) = first_of(topic, *queue_id) {
+                    if *offset < first as i64 {
+                        *offset = first as i64;
+                        moved += 1;
+                    }
+                }
+            }
+        }
+        moved
+    }
+
     /// Groups with committed offsets on `topic`.
     pub fn groups_of(&self, topic: &str) -> Vec<String> {
         let prefix = format!("{topic}@");

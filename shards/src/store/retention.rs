@@ -1,0 +1,426 @@
+//! Retention and the disk guard (F30, F29): RocketMQ's `CleanCommitLogService`, per shard.
+//!
+//! Every second the shard measures the use of the filesystem holding its log. Above
+//! `diskSpaceWarningLevelRatio` writes are refused as a full disk until use falls back.
+//! Whole segments are deleted, oldest first and never the one holding the log end, when one
+//! of these holds:
+//! - it is an hour listed in `deleteWhen` and the segment was last written more than
+//!   `fileReservedTime` ago;
+//! - use is above `diskMaxUsedSpaceRatio`: expired segments go at any hour;
+//! - use is above `diskSpaceCleanForciblyRatio` (or the warning level) with
+//!   `cleanFileForciblyEnable`: the oldest segments go, expired or not.
+//!
+//! After a deletion, consume-queue entries pointing into deleted segments are dropped (their
+//! units punched out of the queue files), key-index files that point only there are removed,
+//! and committed consumer offsets below a queue's new minimum are moved up to it, as
+//! RocketMQ's consumers are moved by OFFSET_TOO_SMALL.
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::path::Path;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use super::Store;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetentionConfig {
+    /// `fileReservedTime` (hours, fractions allowed): how long a segment is kept after its
+    /// last write.
+    pub reserved: Duration,
+    /// `deleteWhen` (`04`, `04;16`): bit `h` set for each hour of the local day at which
+    /// expired segments are deleted.
+    pub delete_hours: u32,
+    /// `diskMaxUsedSpaceRatio` (%): above it expired segments are deleted at any hour.
+    pub max_used_ratio: u8,
+    /// `diskSpaceCleanForciblyRatio` (%): above it the oldest segments are deleted even when
+    /// they have not expired, if `clean_forcibly`.
+    pub clean_forcibly_ratio: u8,
+    /// `diskSpaceWarningLevelRatio` (%): above it writes are refused.
+    pub warning_ratio: u8,
+    /// `cleanFileForciblyEnable`.
+    pub clean_forcibly: bool,
+    /// `deleteFileBatchMax`: segments deleted per round at most.
+    pub batch_max: usize,
+    /// `cleanResourceInterval`: how often deletion is considered when the disk is not
+    /// above `diskMaxUsedSpaceRatio` (every second when it is).
+    pub interval: Duration,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            reserved: Duration::from_secs(72 * 3600),
+            delete_hours: 1 << 4,
+            max_used_ratio: 75,
+            clean_forcibly_ratio: 85,
+            warning_ratio: 85,
+            clean_forcibly: true,
+            batch_max: 10,
+            interval: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Parses `deleteWhen`: hours `00`–`23` separated by `;`.
+pub fn parse_delete_when(value: &str) -> Result<u32, String> {
+    let mut hours = 0u32;
+    for part in value.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+        match part.parse::<u32>() {
+            Ok(h) if h < 24 => hours |= 1 << h,
+            _ => return Err(format!("{part:?} is not an hour 00-23")),
+        }
+    }
+    if hours == 0 {
+        return Err("expected hours of the day such as 04 or 04;16".into());
+    }
+    Ok(hours)
+}
+
+/// What the disk guard last measured: the filesystem's use, and whether writes are refused.
+#[derive(Debug, Default)]
+pub struct DiskGuard {
+    used_percent: Cell<Option<f64>>,
+    refusing: Cell<bool>,
+}
+
+impl DiskGuard {
+    /// Whether use is above the warning level, so writes are refused.
+    pub fn refusing(&self) -> bool {
+        self.refusing.get()
+    }
+
+    pub fn used_percent(&self) -> Option<f64> {
+        self.used_percent.get()
+    }
+}
+
+/// The use of the filesystem holding `dir`, in percent, as RocketMQ measures it (blocks in
+/// use, reserved ones counted as free).
+fn used_percent(dir: &Path) -> std::io::Result<f64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes())?;
+    // SAFETY: statvfs is plain data; all zeros is a valid value.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `path` is NUL-terminated and `stat` is a valid out-pointer.
+    if unsafe { libc::statvfs(path.as_ptr(), &mut stat) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if stat.f_blocks == 0 {
+        return Ok(0.0);
+    }
+    let used = stat.f_blocks.saturating_sub(stat.f_bfree) as f64;
+    Ok(used * 100.0 / stat.f_blocks as f64)
+}
+
+/// The hour of the local day now.
+fn local_hour() -> u32 {
+    let now = (now_ms() / 1000) as libc::time_t;
+    // SAFETY: tm is plain data (its zone pointer null); all zeros is a valid value.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers are valid; localtime_r is the re-entrant form.
+    if unsafe { libc::localtime_r(&now, &mut tm) }.is_null() {
+        return 0;
+    }
+    tm.tm_hour as u32
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// The shard's retention task: measures the disk every second, deletes by the rules above.
+pub async fn run(store: Rc<Store>) {
+    let config = store.config.retention;
+    let dir = store.config.dir.join("commitlog");
+    let mut last_round: Option<Instant> = None;
+    let mut warned_nothing = false;
+    loop {
+        let probe = dir.clone();
+        let used = glommio::executor()
+            .spawn_blocking(move || used_percent(&probe))
+            .await;
+        let used = match used {
+            Ok(used) => used,
+            Err(e) => {
+                log::warn!("store {}: cannot measure disk use: {e}", dir.display());
+                0.0
+            }
+        };
+        store.guard(used);
+        let above_max = used > config.max_used_ratio as f64;
+        if above_max || last_round.is_none_or(|at| at.elapsed() >= config.interval) {
+            last_round = Some(Instant::now());
+            let forced = config.clean_forcibly
+                && (used > config.clean_forcibly_ratio as f64
+                    || used > config.warning_ratio as f64);
+            let time_up = config.delete_hours & (1 << local_hour()) != 0;
+            if time_up || above_max || forced {
+                let deleted = store.delete_segments(forced).await;
+                if deleted == 0 && above_max && !warned_nothing {
+                    log::warn!(
+                        "store {}: disk {used:.1}% used, above diskMaxUsedSpaceRatio {}%, but no segment can be deleted yet (none expired{})",
+                        dir.display(),
+                        config.max_used_ratio,
+                        if config.clean_forcibly { "" } else { ", cleanFileForciblyEnable=false" }
+                    );
+                }
+                warned_nothing = deleted == 0 && above_max;
+            }
+        }
+        glommio::timer::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+impl Store {
+    /// Records the disk's use and starts or stops refusing writes at the warning level.
+    pub(super) fn guard(&self, used: f64) {
+        let warning = self.config.retention.warning_ratio as f64;
+        self.disk.used_percent.set(Some(used));
+        let refuse = used > warning;
+        if refuse != self.disk.refusing.replace(refuse) {
+            if refuse {
+                log::error!(
+                    "store {}: disk {used:.1}% used, above diskSpaceWarningLevelRatio {warning}%: refusing writes",
+                    self.config.dir.display()
+                );
+            } else {
+                log::info!(
+                    "store {}: disk {used:.1}% used, at or below diskSpaceWarningLevelRatio {warning}%: writes resume",
+                    self.config.dir.display()
+                );
+            }
+        }
+    }
+
+    /// Deletes the segments retention allows now (`forced`: expired or not) and what points
+    /// into them; returns how many segments went.
+    pub async fn delete_segments(&self, forced: bool) -> usize {
+        let config = self.config.retention;
+        let written_before = now_ms() - config.reserved.as_millis() as i64;
+        let doomed = self.log.deletable(written_before, forced, config.batch_max);
+        if doomed.is_empty() {
+            return 0;
+        }
+        // Persist rounds sync the index maps and write the queue files: none may run while
+        // files go.
+        let files = loop {
+            if let Some(files) = self.queue_files.borrow_mut().take() {
+                break files;
+            }
+            glommio::timer::sleep(Duration::from_millis(5)).await;
+        };
+        let mut deleted = 0;
+        for (base, written_ms) in doomed {
+            let Some(path) = self.log.close_oldest(base) else {
+                break;
+            };
+            if let Err(e) = glommio::io::remove(&path).await {
+                log::error!("store: removing {}: {e}", path.display());
+            }
+            deleted += 1;
+            log::info!(
+                "store {}: deleted segment {} (last written {} s ago{})",
+                self.config.dir.display(),
+                path.display(),
+                (now_ms() - written_ms) / 1000,
+                if forced {
+                    ", deleted forcibly: the disk is nearly full"
+                } else {
+                    ""
+                }
+            );
+        }
+        let files = self.forget_below(files).await;
+        *self.queue_files.borrow_mut() = Some(files);
+        deleted
+    }
+
+    /// Drops consume-queue entries, index files and consumer offsets below the log's new
+    /// first offset.
+    async fn forget_below(
+        &self,
+        mut files: super::checkpoint::QueueFiles,
+    ) -> super::checkpoint::QueueFiles {
+        let log_min = self.log.min_offset();
+        let dropped = self.queues.borrow_mut().trim_below(log_min);
+        let firsts: HashMap<(String, i32), u64> = self
+            .queues
+            .borrow()
+            .topics()
+            .flat_map(|(topic, list)| {
+                list.iter()
+                    .enumerate()
+                    .map(move |(id, q)| ((topic.clone(), id as i32), q.min_offset()))
+            })
+            .collect();
+        for ((topic, queue_id), first) in &firsts {
+            let queue_id = *queue_id as u32;
+            if let Err(e) = files
+                .delete_units(&self.config.dir, topic, queue_id, *first)
+                .await
+            {
+                log::warn!("store: consume queue {topic}:{queue_id}: punching deleted units: {e}");
+            }
+        }
+        let stale = self.index.borrow_mut().close_below(log_min);
+        for path in stale {
+            if let Err(e) = glommio::io::remove(&path).await {
+                log::error!("store: removing {}: {e}", path.display());
+            }
+        }
+        let moved = self
+            .offsets
+            .borrow_mut()
+            .raise_to(|topic, queue_id| firsts.get(&(topic.to_string(), queue_id)).copied());
+        log::info!(
+            "store {}: log now starts at {log_min}: {dropped} consume-queue entries dropped, {moved} committed offsets moved to their queue's new first offset",
+            self.config.dir.display()
+        );
+        files
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::disallowed_methods, reason = "tests read files directly")]
+
+    use super::*;
+    use crate::commitlog::FlushDiskType;
+    use crate::index::IndexConfig;
+    use crate::store::StoreConfig;
+    use crate::testing::{message, run};
+
+    fn config(dir: &Path) -> StoreConfig {
+        StoreConfig {
+            dir: dir.to_path_buf(),
+            segment_bytes: 64 << 10,
+            flush: FlushDiskType::Async,
+            index: IndexConfig {
+                enabled: true,
+                slots: 64,
+                entries: 200,
+            },
+            sync_replication: false,
+            retention: RetentionConfig {
+                reserved: Duration::from_millis(1),
+                ..RetentionConfig::default()
+            },
+        }
+    }
+
+    /// Appends `n` 1 KiB messages with keys `k<i>` to T/0; waits until they are durable.
+    async fn append(store: &Rc<Store>, from: usize, n: usize) {
+        let body = vec![b'x'; 1024];
+        let mut end = 0;
+        for i in from..from + n {
+            let props = format!("KEYS\u{1}k{i}\u{2}");
+            end = store.append(&message("T", &body, &props)).end;
+        }
+        store.log().durable().wait_for(end).await.unwrap();
+        glommio::timer::sleep(Duration::from_millis(5)).await;
+    }
+
+    fn segment_count(dir: &Path) -> usize {
+        std::fs::read_dir(dir.join("commitlog")).unwrap().count()
+    }
+
+    #[test]
+    fn delete_when_takes_hours_of_the_day() {
+        assert_eq!(parse_delete_when("04"), Ok(1 << 4));
+        assert_eq!(parse_delete_when("04;16"), Ok(1 << 4 | 1 << 16));
+        assert!(parse_delete_when("24").unwrap_err().contains("\"24\""));
+        assert!(parse_delete_when("").is_err());
+    }
+
+    #[test]
+    fn expired_segments_go_with_their_queue_entries_index_files_and_offsets() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_path_buf();
+        run(move || async move {
+            let store = Store::open(config(&path)).await.unwrap();
+            glommio::spawn_local(store.clone().run_writer()).detach();
+            append(&store, 0, 300).await;
+            store.flush_all().await.unwrap();
+            store.offsets.borrow_mut().commit("T", "G", 0, 10);
+            store.offsets.borrow_mut().commit("T", "H", 0, 299);
+            let segments = segment_count(&path);
+            let index_files = std::fs::read_dir(path.join("index")).unwrap().count();
+            assert!(
+                segments >= 5 && index_files >= 2,
+                "{segments} {index_files}"
+            );
+
+            glommio::timer::sleep(Duration::from_millis(5)).await;
+            let deleted = store.delete_segments(false).await;
+            assert!(deleted >= 3, "{deleted} of {segments}");
+            assert_eq!(segment_count(&path), segments - deleted);
+            let log_min = store.log().min_offset();
+            assert_eq!(log_min, deleted as u64 * (64 << 10));
+            let first = store.min_offset("T", 0);
+            let entry = *store.queues().get("T", 0).unwrap().get(first).unwrap();
+            assert!(entry.commit_log_offset >= log_min);
+            assert!(store.queues().get("T", 0).unwrap().get(first - 1).is_none());
+            assert!(store
+                .with_record(entry.commit_log_offset, entry.size, |_| ())
+                .is_some());
+            assert_eq!(store.max_offset("T", 0), 300);
+            assert_eq!(store.offsets.borrow().get("T", "G", 0), Some(first as i64));
+            assert_eq!(store.offsets.borrow().get("T", "H", 0), Some(299));
+            let left = std::fs::read_dir(path.join("index")).unwrap().count();
+            assert!(
+                left < index_files,
+                "{left} of {index_files} index files left"
+            );
+            // A key of a deleted message is no longer found; a kept one is.
+            let found = |key: &str| !store.index().lookup("T", key, 0, i64::MAX, 4).is_empty();
+            assert!(found("k299"));
+            assert!(!found("k0"));
+
+            // Nothing else expired yet is deleted while the last segment is written.
+            append(&store, 300, 10).await;
+            store.flush_all().await.unwrap();
+            drop(store);
+
+            // A restart finds the same first offset, from the queue file's holes.
+            let store = Store::open(config(&path)).await.unwrap();
+            assert_eq!(store.min_offset("T", 0), first);
+            assert_eq!(store.max_offset("T", 0), 310);
+            drop(store);
+
+            // And a rebuild from the log alone starts the queue at its first record.
+            super::super::checkpoint::discard_all(&path).unwrap();
+            let store = Store::open(config(&path)).await.unwrap();
+            assert_eq!(store.min_offset("T", 0), first);
+            assert_eq!(store.max_offset("T", 0), 310);
+        });
+    }
+
+    #[test]
+    fn the_segment_holding_the_log_end_is_never_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_path_buf();
+        run(move || async move {
+            let store = Store::open(config(&path)).await.unwrap();
+            glommio::spawn_local(store.clone().run_writer()).detach();
+            append(&store, 0, 200).await;
+            for _ in 0..3 {
+                store.delete_segments(true).await;
+            }
+            let end = store.log().durable().get();
+            assert_eq!(
+                store.log().min_offset(),
+                (end - 1) / (64 << 10) * (64 << 10)
+            );
+            let last = store.max_offset("T", 0) - 1;
+            let entry = *store.queues().get("T", 0).unwrap().get(last).unwrap();
+            assert!(store
+                .with_record(entry.commit_log_offset, entry.size, |_| ())
+                .is_some());
+            append(&store, 200, 5).await;
+            assert_eq!(store.max_offset("T", 0), 205);
+        });
+    }
+}
