@@ -2,6 +2,7 @@
 //! built on Petrel's client. Output keeps mqadmin's column headers, which scripts grep.
 
 mod brokers;
+mod config;
 mod controller;
 mod group;
 mod progress;
@@ -29,6 +30,8 @@ pub struct Namesrv {
 
 #[derive(Debug, Subcommand)]
 pub enum AdminCommand {
+    #[command(flatten)]
+    Config(config::ConfigCommand),
     /// Create or update a topic on one broker (-b) or on every broker of a cluster (-c).
     #[command(name = "updateTopic")]
     UpdateTopic {
@@ -314,6 +317,7 @@ pub fn mqadmin_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Vec<s
 
 pub fn run(command: AdminCommand) -> anyhow::Result<()> {
     match command {
+        AdminCommand::Config(command) => config::run(command)?,
         AdminCommand::UpdateTopic {
             ns,
             broker_addr,

@@ -8,6 +8,7 @@
 //! every `transactionCheckInterval`, persistence of offsets, delay progress and
 //! transaction state every 5 s, and of queue locks whenever one changes hands.
 
+pub mod broker_config;
 pub mod clients;
 pub mod holds;
 pub mod locks;
@@ -75,6 +76,8 @@ pub struct ShardConfig {
     pub replication: crate::replication::ReplicationConfig,
     /// `fileReservedTime`, `deleteWhen`, `diskMaxUsedSpaceRatio` and the other disk ratios.
     pub retention: crate::store::retention::RetentionConfig,
+    /// Every broker.conf key with its value at start-up (GET_BROKER_CONFIG).
+    pub broker_properties: Vec<(String, String)>,
 }
 
 /// The broker name shard `i` of a process named `process` has in routes.
@@ -112,6 +115,8 @@ pub struct Shard {
     persisted_metadata: Cell<(i64, i64)>,
     /// Messages served to pulls since start (RocketMQ's `msgGetTotalTodayNow`).
     pub messages_got: Cell<u64>,
+    /// The process's configuration, and the keys that change while running.
+    pub broker_config: Rc<broker_config::BrokerConfig>,
 }
 
 impl Shard {
@@ -143,7 +148,9 @@ impl Shard {
             epochs,
         );
         let in_memory_window_bytes = physical_memory_bytes() / 100 * config.in_memory_ratio_percent;
+        let broker_config = Rc::new(broker_config::BrokerConfig::new(&config));
         Rc::new(Shard {
+            broker_config,
             config,
             store,
             delay,

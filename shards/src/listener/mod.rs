@@ -78,6 +78,10 @@ pub fn dispatch(shard: &Shard, conn: &Rc<Connection>, cmd: RemotingCommand) {
         request::VIEW_MESSAGE_BY_ID => query_message::view_by_id(shard, &cmd),
         request::INVOKE_BROKER_TO_RESET_OFFSET => consumer_offsets::reset(shard, &cmd),
         request::GET_BROKER_RUNTIME_INFO => broker_status::runtime_info(shard, &cmd),
+        request::GET_BROKER_CONFIG => crate::broker::broker_config::get(shard, &cmd),
+        request::UPDATE_BROKER_CONFIG => {
+            return crate::broker::broker_config::update(shard, conn, &cmd)
+        }
         request::GET_CONSUME_STATS => consume_stats::consume_stats(shard, &cmd),
         request::CONSUMER_SEND_MSG_BACK => send_back::send_back(shard, &cmd),
         request::LOCK_BATCH_MQ => return rebalance_lock::lock_batch(shard, conn, &cmd),

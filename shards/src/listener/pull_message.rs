@@ -228,7 +228,7 @@ fn redirect(
     let log_end = shard.store.log().durable().get();
     let behind =
         last_read.is_some_and(|at| log_end.saturating_sub(at) > shard.in_memory_window_bytes);
-    let mut suggest = match (shard.config.replication.slave_read_enable, behind) {
+    let mut suggest = match (shard.broker_config.slave_read.get(), behind) {
         (false, _) => 0,
         (true, true) => group.which_broker_when_consume_slowly,
         (true, false) => group.broker_id,
@@ -244,7 +244,7 @@ pub fn ensure_group(shard: &Shard, group: &str) -> Option<SubscriptionGroupConfi
     if let Some(g) = shard.meta.borrow().group(group) {
         return Some(g.clone());
     }
-    if !shard.config.auto_create_subscription_group {
+    if !shard.broker_config.auto_create_group.get() {
         return None;
     }
     let config = SubscriptionGroupConfig {

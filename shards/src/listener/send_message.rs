@@ -191,7 +191,7 @@ fn topic_for_send(shard: &Shard, header: &SendMessageHeader) -> Result<SendTarge
     }
     let created = if header.topic.starts_with("%RETRY%") {
         Some(TopicConfig::new(&header.topic, 1, perm::READ_WRITE))
-    } else if shard.config.auto_create_topic_enable {
+    } else if shard.broker_config.auto_create_topic.get() {
         let meta = shard.meta.borrow();
         let template = meta
             .topic(&header.default_topic)

@@ -71,9 +71,21 @@ impl Connection {
         })
     }
 
-    /// The first frame queued on a detached connection, once it may leave.
+    /// The first frame queued on a detached connection, once it may leave. A handler that
+    /// answers from a task of its own (UPDATE_BROKER_CONFIG) is waited for, up to
+    /// `DETACHED_REPLY_WAIT`.
     pub async fn take_reply(&self, durable: &Watermark) -> Option<Bytes> {
-        let item = self.outbound.borrow_mut().pop_front()?;
+        let deadline = std::time::Instant::now() + DETACHED_REPLY_WAIT;
+        let item = loop {
+            if let Some(item) = self.outbound.borrow_mut().pop_front() {
+                break item;
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            futures_lite::future::or(self.wake_writer.wait(), glommio::timer::sleep(left)).await;
+        };
         match item {
             Outbound::Now(frame) => Some(frame),
             Outbound::AfterDurable {
@@ -158,6 +170,9 @@ pub struct ConnectionLimits {
     /// (RocketMQ's `serverChannelMaxIdleTimeSeconds`; clients heartbeat every 30 s).
     pub idle_timeout: Duration,
 }
+
+/// How long `take_reply` waits for a handler that answers later.
+const DETACHED_REPLY_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl Default for ConnectionLimits {
     fn default() -> Self {

@@ -209,7 +209,8 @@ async fn wait_for_shutdown(fd: OwnedFd) {
 }
 
 /// Serves requests from `peer` over the mesh: each runs on this shard as if it had arrived on
-/// its own port, and the answer goes back to `peer`.
+/// its own port, and the answer goes back to `peer`. Replies to this shard's own calls to
+/// `peer` arrive here too.
 async fn serve_mesh(
     shard: Rc<Shard>,
     mesh: Rc<Mesh>,
@@ -224,11 +225,18 @@ async fn serve_mesh(
                     log::error!("mesh: undecodable request from shard {peer}");
                     continue;
                 };
+                // Requests run in arrival order; their answers leave when ready, so one that
+                // waits (for durability, or for a handler's own mesh calls, whose replies
+                // come through this loop) holds up neither the next request nor any reply.
                 let conn = Connection::detached(shard.next_connection_id());
                 dispatch(&shard, &conn, command);
-                if let Some(reply) = conn.take_reply(shard.store.log().durable()).await {
-                    mesh.reply(peer, id, reply).await;
-                }
+                let (shard, mesh) = (shard.clone(), mesh.clone());
+                glommio::spawn_local(async move {
+                    if let Some(reply) = conn.take_reply(shard.store.log().durable()).await {
+                        mesh.reply(peer, id, reply).await;
+                    }
+                })
+                .detach();
             }
             MeshMessage::Reply { id, frame } => mesh.complete(id, frame),
             MeshMessage::HandOver { fd, hello } => {

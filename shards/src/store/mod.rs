@@ -72,6 +72,8 @@ pub struct Store {
     pub replicated: replicated::Replicated,
     /// The disk's use, and whether writes are refused for it.
     pub disk: retention::DiskGuard,
+    /// Retention's rules in force (UPDATE_BROKER_CONFIG changes them).
+    retention: std::cell::Cell<retention::RetentionConfig>,
 }
 
 impl Store {
@@ -123,6 +125,7 @@ impl Store {
             checkpointed: std::cell::Cell::new(u64::MAX),
             replicated: replicated::Replicated::new(config.sync_replication),
             disk: retention::DiskGuard::default(),
+            retention: std::cell::Cell::new(config.retention),
             config,
         }))
     }
@@ -226,6 +229,14 @@ impl Store {
         !self.disk.refusing() && self.log.writable()
     }
 
+    pub fn retention(&self) -> retention::RetentionConfig {
+        self.retention.get()
+    }
+
+    pub fn set_retention(&self, config: retention::RetentionConfig) {
+        self.retention.set(config);
+    }
+
     /// Why appends are refused now, for the client (see `writable`).
     pub fn write_refusal(&self) -> Option<String> {
         if !self.log.writable() {
@@ -235,7 +246,7 @@ impl Store {
             let used = self.disk.used_percent().unwrap_or(100.0);
             return Some(crate::remarks::disk_above_warning(
                 used,
-                self.config.retention.warning_ratio,
+                self.retention().warning_ratio,
             ));
         }
         None

@@ -62,6 +62,75 @@ impl Default for RetentionConfig {
     }
 }
 
+impl RetentionConfig {
+    /// Applies `key=value` if `key` is one of retention's (None if it is not), with
+    /// RocketMQ's bounds: `diskMaxUsedSpaceRatio` 10–95, `diskSpaceCleanForciblyRatio` 30–85,
+    /// `diskSpaceWarningLevelRatio` 35–90.
+    pub fn set(&mut self, key: &str, value: &str) -> Option<Result<(), String>> {
+        let v = value.trim();
+        let ratio = |min: u8, max: u8| match v.parse::<u8>() {
+            Ok(r) if (min..=max).contains(&r) => Ok(r),
+            _ => Err(format!("must be a percentage between {min} and {max}")),
+        };
+        let number = |min: u64, max: u64, unit: &str| match v.parse::<u64>() {
+            Ok(n) if (min..=max).contains(&n) => Ok(n),
+            _ => Err(format!("must be {unit}between {min} and {max}")),
+        };
+        let result = match key {
+            "fileReservedTime" => match v.parse::<f64>() {
+                Ok(h) if h > 0.0 && h <= 100_000.0 => {
+                    self.reserved = Duration::from_secs_f64(h * 3600.0);
+                    Ok(())
+                }
+                _ => Err("must be hours above 0 (fractions allowed)".to_string()),
+            },
+            "deleteWhen" => parse_delete_when(v).map(|h| self.delete_hours = h),
+            "diskMaxUsedSpaceRatio" => ratio(10, 95).map(|r| self.max_used_ratio = r),
+            "diskSpaceCleanForciblyRatio" => ratio(30, 85).map(|r| self.clean_forcibly_ratio = r),
+            "diskSpaceWarningLevelRatio" => ratio(35, 90).map(|r| self.warning_ratio = r),
+            "cleanFileForciblyEnable" => match v {
+                "true" | "false" => {
+                    self.clean_forcibly = v == "true";
+                    Ok(())
+                }
+                _ => Err("expected true or false".to_string()),
+            },
+            "deleteFileBatchMax" => number(1, 1000, "").map(|n| self.batch_max = n as usize),
+            "cleanResourceInterval" => number(1, 3_600_000, "milliseconds ")
+                .map(|ms| self.interval = Duration::from_millis(ms)),
+            _ => return None,
+        };
+        Some(result)
+    }
+
+    /// The keys with their values as broker.conf spells them.
+    pub fn properties(&self) -> Vec<(&'static str, String)> {
+        let hours: Vec<String> = (0..24)
+            .filter(|h| self.delete_hours & (1 << h) != 0)
+            .map(|h| format!("{h:02}"))
+            .collect();
+        vec![
+            (
+                "fileReservedTime",
+                format!("{}", self.reserved.as_secs_f64() / 3600.0),
+            ),
+            ("deleteWhen", hours.join(";")),
+            ("diskMaxUsedSpaceRatio", self.max_used_ratio.to_string()),
+            (
+                "diskSpaceCleanForciblyRatio",
+                self.clean_forcibly_ratio.to_string(),
+            ),
+            ("diskSpaceWarningLevelRatio", self.warning_ratio.to_string()),
+            ("cleanFileForciblyEnable", self.clean_forcibly.to_string()),
+            ("deleteFileBatchMax", self.batch_max.to_string()),
+            (
+                "cleanResourceInterval",
+                self.interval.as_millis().to_string(),
+            ),
+        ]
+    }
+}
+
 /// Parses `deleteWhen`: hours `00`–`23` separated by `;`.
 pub fn parse_delete_when(value: &str) -> Result<u32, String> {
     let mut hours = 0u32;
@@ -133,7 +202,6 @@ fn now_ms() -> i64 {
 
 /// The shard's retention task: measures the disk every second, deletes by the rules above.
 pub async fn run(store: Rc<Store>) {
-    let config = store.config.retention;
     let dir = store.config.dir.join("commitlog");
     let mut last_round: Option<Instant> = None;
     let mut warned_nothing = false;
@@ -149,6 +217,7 @@ pub async fn run(store: Rc<Store>) {
                 0.0
             }
         };
+        let config = store.retention();
         store.guard(used);
         let above_max = used > config.max_used_ratio as f64;
         if above_max || last_round.is_none_or(|at| at.elapsed() >= config.interval) {
@@ -177,7 +246,7 @@ pub async fn run(store: Rc<Store>) {
 impl Store {
     /// Records the disk's use and starts or stops refusing writes at the warning level.
     pub(super) fn guard(&self, used: f64) {
-        let warning = self.config.retention.warning_ratio as f64;
+        let warning = self.retention().warning_ratio as f64;
         self.disk.used_percent.set(Some(used));
         let refuse = used > warning;
         if refuse != self.disk.refusing.replace(refuse) {
@@ -198,7 +267,7 @@ impl Store {
     /// Deletes the segments retention allows now (`forced`: expired or not) and what points
     /// into them; returns how many segments went.
     pub async fn delete_segments(&self, forced: bool) -> usize {
-        let config = self.config.retention;
+        let config = self.retention();
         let written_before = now_ms() - config.reserved.as_millis() as i64;
         let doomed = self.log.deletable(written_before, forced, config.batch_max);
         if doomed.is_empty() {
@@ -325,6 +394,36 @@ mod tests {
 
     fn segment_count(dir: &Path) -> usize {
         std::fs::read_dir(dir.join("commitlog")).unwrap().count()
+    }
+
+    #[test]
+    fn every_key_round_trips_and_bad_values_name_the_rule() {
+        let mut config = RetentionConfig::default();
+        for (key, value) in [
+            ("fileReservedTime", "0.5"),
+            ("deleteWhen", "04;16"),
+            ("diskMaxUsedSpaceRatio", "70"),
+            ("diskSpaceCleanForciblyRatio", "80"),
+            ("diskSpaceWarningLevelRatio", "88"),
+            ("cleanFileForciblyEnable", "false"),
+            ("deleteFileBatchMax", "3"),
+            ("cleanResourceInterval", "500"),
+        ] {
+            assert_eq!(config.set(key, value), Some(Ok(())), "{key}");
+        }
+        let mut again = RetentionConfig::default();
+        for (key, value) in config.properties() {
+            assert_eq!(again.set(key, &value), Some(Ok(())), "{key}={value}");
+        }
+        assert_eq!(again, config);
+        assert_eq!(config.reserved, Duration::from_secs(1800));
+        let bad = config
+            .set("diskSpaceWarningLevelRatio", "95")
+            .unwrap()
+            .unwrap_err();
+        assert!(bad.contains("between 35 and 90"), "{bad}");
+        assert!(config.set("fileReservedTime", "-1").unwrap().is_err());
+        assert_eq!(config.set("listenPort", "1"), None);
     }
 
     #[test]

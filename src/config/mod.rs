@@ -1,7 +1,9 @@
 //! `broker.conf`: RocketMQ's key names (C2), read from a Java properties file (`-c FILE`) and
 //! `-p key=value` overrides. An unknown key or a bad value is an error naming both.
 
-use std::path::PathBuf;
+mod render;
+
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use petrel_shards::broker::schedule;
@@ -10,7 +12,7 @@ use petrel_shards::commitlog::FlushDiskType;
 use petrel_shards::index::IndexConfig;
 use petrel_shards::net::connection::ConnectionLimits;
 use petrel_shards::replication::BrokerRole;
-use petrel_shards::store::retention::{self, RetentionConfig};
+use petrel_shards::store::retention::RetentionConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -211,6 +213,13 @@ impl Config {
     /// Applies one `key=value`.
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
         let v = value.trim();
+        if let Some(result) = self.retention.set(key, v) {
+            return result.map_err(|reason| ConfigError::BadValue {
+                key: key.into(),
+                value: v.into(),
+                reason,
+            });
+        }
         match key {
             "brokerClusterName" => self.broker_cluster_name = name(key, v)?,
             "brokerName" => self.broker_name = name(key, v)?,
@@ -277,36 +286,6 @@ impl Config {
             "transactionCheckMax" => self.transactions.check_max = bounded(key, v, 1u32, 1000)?,
             "transactionCheckInterval" => self.transactions.check_interval = millis(key, v)?,
             "rejectTransactionMessage" => self.transactions.reject = parse(key, v)?,
-            "fileReservedTime" => {
-                let hours: f64 = parse(key, v)?;
-                if !(hours > 0.0 && hours <= 100_000.0) {
-                    return Err(ConfigError::BadValue {
-                        key: key.into(),
-                        value: v.into(),
-                        reason: "must be hours above 0 (fractions allowed)".into(),
-                    });
-                }
-                self.retention.reserved = Duration::from_secs_f64(hours * 3600.0);
-            }
-            "deleteWhen" => {
-                self.retention.delete_hours =
-                    retention::parse_delete_when(v).map_err(|reason| ConfigError::BadValue {
-                        key: key.into(),
-                        value: v.into(),
-                        reason,
-                    })?
-            }
-            // RocketMQ's bounds: 10–95, forced clean 30–85, the warning level 35–90.
-            "diskMaxUsedSpaceRatio" => self.retention.max_used_ratio = bounded(key, v, 10u8, 95)?,
-            "diskSpaceCleanForciblyRatio" => {
-                self.retention.clean_forcibly_ratio = bounded(key, v, 30u8, 85)?
-            }
-            "diskSpaceWarningLevelRatio" => {
-                self.retention.warning_ratio = bounded(key, v, 35u8, 90)?
-            }
-            "cleanFileForciblyEnable" => self.retention.clean_forcibly = parse(key, v)?,
-            "deleteFileBatchMax" => self.retention.batch_max = bounded(key, v, 1usize, 1000)?,
-            "cleanResourceInterval" => self.retention.interval = millis(key, v)?,
             "messageIndexEnable" => self.index.enabled = parse(key, v)?,
             "maxHashSlotNum" => self.index.slots = bounded(key, v, 1u32, 50_000_000)?,
             "maxIndexNum" => self.index.entries = bounded(key, v, 1u32, 100_000_000)?,
@@ -360,8 +339,33 @@ impl Config {
         file: Option<&std::path::Path>,
         overrides: &[String],
     ) -> Result<Config, ConfigError> {
+        let mut config = Self::layered(&[file], overrides)?;
+        // Keys changed at runtime (UPDATE_BROKER_CONFIG) come after broker.conf, before -p.
+        let runtime = runtime_config_path(&config.store_path_root_dir);
+        if runtime.exists() {
+            config = Self::layered(&[file, Some(&runtime)], overrides)?;
+            log::info!(
+                "config: keys changed at runtime are read from {} after broker.conf",
+                runtime.display()
+            );
+        }
+        if config.max_message_size as u64 + (64 << 10) > config.mapped_file_size_commit_log {
+            return Err(ConfigError::BadValue {
+                key: "maxMessageSize".into(),
+                value: config.max_message_size.to_string(),
+                reason: format!(
+                    "must leave room in a commit-log segment of {} bytes",
+                    config.mapped_file_size_commit_log
+                ),
+            });
+        }
+        Ok(config)
+    }
+
+    /// Defaults, then each properties file in order, then the `-p` overrides.
+    fn layered(files: &[Option<&Path>], overrides: &[String]) -> Result<Config, ConfigError> {
         let mut config = Config::default();
-        if let Some(path) = file {
+        for path in files.iter().flatten() {
             let file_error = |reason: String| ConfigError::File {
                 path: path.to_path_buf(),
                 reason,
@@ -380,16 +384,6 @@ impl Config {
                 .split_once('=')
                 .ok_or_else(|| ConfigError::BadOverride(item.clone()))?;
             config.set(k.trim(), v)?;
-        }
-        if config.max_message_size as u64 + (64 << 10) > config.mapped_file_size_commit_log {
-            return Err(ConfigError::BadValue {
-                key: "maxMessageSize".into(),
-                value: config.max_message_size.to_string(),
-                reason: format!(
-                    "must leave room in a commit-log segment of {} bytes",
-                    config.mapped_file_size_commit_log
-                ),
-            });
         }
         Ok(config)
     }
@@ -496,6 +490,11 @@ fn name(key: &str, value: &str) -> Result<String, ConfigError> {
         }
     })?;
     Ok(value.to_string())
+}
+
+/// Where keys changed at runtime are kept: `<storePathRootDir>/config/runtime.properties`.
+pub fn runtime_config_path(root: &Path) -> PathBuf {
+    root.join("config").join("runtime.properties")
 }
 
 #[cfg(test)]

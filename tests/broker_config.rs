@@ -1,0 +1,165 @@
+//! Runtime broker config (F38): GET_BROKER_CONFIG and UPDATE_BROKER_CONFIG through Apache
+//! RocketMQ's own mqadmin and `petrel admin`, on a two-shard process. A change reaches every
+//! shard and takes effect at once (retention deletes with the new `fileReservedTime`), bad
+//! input is refused naming what was wrong with nothing changed, and a restart keeps it.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{admin, admin_ok, apache_mqadmin, create_topic, eventually, queue, Petrel};
+use petrel::client::{properties, Client, Message};
+use petrel_shards::remoting::request;
+
+/// The value `getBrokerConfig` printed for `key` (`key<spaces>=  value`).
+fn printed<'a>(out: &'a str, key: &str) -> Vec<&'a str> {
+    out.lines()
+        .filter_map(|l| l.split_once("=  "))
+        .filter(|(k, _)| k.trim() == key)
+        .map(|(_, v)| v.trim())
+        .collect()
+}
+
+fn min_offset(client: &mut Client, addr: &str, topic: &str) -> i64 {
+    let reply = client
+        .call_fields(
+            addr,
+            request::GET_MIN_OFFSET,
+            &[("topic", topic.to_string()), ("queueId", "0".to_string())],
+        )
+        .unwrap();
+    reply.field("offset").unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_key_changed_at_runtime_reaches_every_shard_acts_at_once_and_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let hours: Vec<String> = (0..24).map(|h| format!("{h:02}")).collect();
+    let every_hour = format!("deleteWhen={}", hours.join(";"));
+    let props = [
+        "shards=2",
+        "mappedFileSizeCommitLog=131072",
+        "maxMessageSize=8192",
+        "cleanResourceInterval=200",
+        every_hour.as_str(),
+    ];
+    let petrel = Petrel::start("standalone", dir.path(), &props);
+    let ns = petrel.namesrv();
+    let brokers = petrel.brokers();
+    let limit = Duration::from_secs(120);
+
+    // Apache mqadmin reads every key; the cluster form asks each shard.
+    let (ok, out, err) = apache_mqadmin(
+        &["getBrokerConfig", "-n", &ns, "-c", "DefaultCluster"],
+        limit,
+    );
+    assert!(ok, "{out}{err}");
+    assert_eq!(printed(&out, "fileReservedTime"), ["72", "72"], "{out}");
+    assert_eq!(printed(&out, "brokerName"), ["broker-a", "broker-a"]);
+    assert_eq!(printed(&out, "shards"), ["2", "2"]);
+
+    // Messages on both shards, then a change sent to shard 1 only.
+    let mut client = Client::new(&ns);
+    create_topic(&mut client, &petrel, "Aged", 2);
+    for (name, addr) in &brokers {
+        let q = queue("Aged", name, 0);
+        for i in 0..300 {
+            let msg = Message::new(
+                format!("{i}-{}", "x".repeat(1000)),
+                properties(None, None, &[]),
+            );
+            client.send_to(addr, &q, &msg).unwrap();
+        }
+        assert_eq!(min_offset(&mut client, addr, "Aged"), 0);
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let (ok, out, err) = apache_mqadmin(
+        &[
+            "updateBrokerConfig",
+            "-n",
+            &ns,
+            "-b",
+            &brokers[1].1,
+            "-k",
+            "fileReservedTime",
+            "-v",
+            "0.0005",
+        ],
+        limit,
+    );
+    assert!(
+        ok && out.contains("update broker config success"),
+        "{out}{err}"
+    );
+    // Both shards delete what is older than 1.8 s now.
+    for (_, addr) in &brokers {
+        eventually(Duration::from_secs(10), || {
+            (min_offset(&mut client, addr, "Aged") > 0).then_some(())
+        });
+    }
+    let out = admin_ok(&ns, &["getBrokerConfig", "-c", "DefaultCluster"]);
+    assert_eq!(
+        printed(&out, "fileReservedTime"),
+        ["0.0005", "0.0005"],
+        "{out}"
+    );
+
+    // Refused, naming what was wrong; nothing changes.
+    for (key, value, says) in [
+        ("listenPort", "1234", "read at start-up only"),
+        ("diskMaxUsedSpaceRatio", "200", "between 10 and 95"),
+        ("noSuchKey", "1", "not a broker config key"),
+    ] {
+        let (ok, out, err) = admin(
+            &ns,
+            &[
+                "updateBrokerConfig",
+                "-b",
+                &brokers[0].1,
+                "-k",
+                key,
+                "-v",
+                value,
+            ],
+        );
+        assert!(!ok && err.contains(says), "{key}: {out}{err}");
+    }
+    let (ok, out, err) = apache_mqadmin(
+        &[
+            "updateBrokerConfig",
+            "-n",
+            &ns,
+            "-b",
+            &brokers[0].1,
+            "-k",
+            "deleteWhen",
+            "-v",
+            "25",
+        ],
+        limit,
+    );
+    assert!(
+        !out.contains("update broker config success"),
+        "{ok} {out}{err}"
+    );
+    let out = admin_ok(&ns, &["getBrokerConfig", "-b", &brokers[0].1]);
+    assert_eq!(printed(&out, "diskMaxUsedSpaceRatio"), ["75"]);
+    assert_eq!(
+        printed(&out, "deleteWhen"),
+        [&every_hour["deleteWhen=".len()..]]
+    );
+
+    // A restart keeps the change (broker.conf's value is overridden by it).
+    let store = petrel.store.clone();
+    assert!(petrel.terminate().success());
+    let petrel = Petrel::start("standalone", &store, &props);
+    let out = admin_ok(
+        &petrel.namesrv(),
+        &["getBrokerConfig", "-c", "DefaultCluster"],
+    );
+    assert_eq!(
+        printed(&out, "fileReservedTime"),
+        ["0.0005", "0.0005"],
+        "{out}"
+    );
+}
