@@ -208,6 +208,7 @@ pub fn run(role: Role, config: Config) -> anyhow::Result<()> {
                 transactions: config.transactions,
                 index: config.index,
                 retention: config.retention,
+                flow: config.flow,
                 broker_properties: config.properties(),
                 lock_max_live: config.rebalance_lock_max_live_time,
                 replication: ReplicationConfig {

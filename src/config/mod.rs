@@ -12,6 +12,7 @@ use petrel_shards::commitlog::FlushDiskType;
 use petrel_shards::index::IndexConfig;
 use petrel_shards::net::connection::ConnectionLimits;
 use petrel_shards::replication::BrokerRole;
+use petrel_shards::store::flow::FlowConfig;
 use petrel_shards::store::retention::RetentionConfig;
 
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +70,8 @@ pub struct Config {
     /// `diskSpaceCleanForciblyRatio`, `diskSpaceWarningLevelRatio`,
     /// `cleanFileForciblyEnable`, `deleteFileBatchMax`, `cleanResourceInterval`.
     pub retention: RetentionConfig,
+    /// `waitTimeMillsInSendQueue`, `sendThreadPoolQueueCapacity`, `sendQueueMaxBytes`.
+    pub flow: FlowConfig,
     /// `brokerRole`: ASYNC_MASTER (default), SYNC_MASTER or SLAVE.
     pub broker_role: BrokerRole,
     /// `haListenPort`: where a master's slaves connect; `listenPort + 1` if unset.
@@ -150,6 +153,7 @@ impl Default for Config {
             transactions: TransactionConfig::default(),
             index: IndexConfig::default(),
             retention: RetentionConfig::default(),
+            flow: FlowConfig::default(),
             kv_config_path: None,
             rebalance_lock_max_live_time: petrel_shards::broker::locks::LOCK_MAX_LIVE,
             broker_role: BrokerRole::AsyncMaster,
@@ -213,7 +217,11 @@ impl Config {
     /// Applies one `key=value`.
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
         let v = value.trim();
-        if let Some(result) = self.retention.set(key, v) {
+        let shared = match self.retention.set(key, v) {
+            None => self.flow.set(key, v),
+            some => some,
+        };
+        if let Some(result) = shared {
             return result.map_err(|reason| ConfigError::BadValue {
                 key: key.into(),
                 value: v.into(),

@@ -96,6 +96,7 @@ impl Config {
             ("rejectTransactionMessage", t.reject.to_string()),
         ];
         out.extend(self.retention.properties());
+        out.extend(self.flow.properties());
         out.extend([
             ("messageIndexEnable", self.index.enabled.to_string()),
             ("maxHashSlotNum", self.index.slots.to_string()),

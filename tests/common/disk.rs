@@ -64,3 +64,86 @@ pub fn ballast(dir: &Path, name: &str, bytes: usize) {
     }
     f.sync_all().unwrap();
 }
+
+/// An ext4 filesystem on a loop device, mounted for the test; thawed, unmounted and detached
+/// on drop. Unlike a tmpfs it can be frozen (`fsfreeze`), which stalls every write to it: a
+/// disk that stops keeping up.
+pub struct LoopDisk {
+    _image_dir: tempfile::TempDir,
+    mount_point: tempfile::TempDir,
+    device: String,
+}
+
+fn run(cmd: &str, args: &[&str]) -> Result<String, String> {
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .map_err(|e| format!("{cmd}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{cmd} {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+impl LoopDisk {
+    /// Makes and mounts an ext4 of `mib` MiB, or says why it cannot.
+    pub fn mount(mib: u32) -> Result<LoopDisk, String> {
+        let image_dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let image = image_dir.path().join("disk.img");
+        std::fs::File::create(&image)
+            .and_then(|f| f.set_len(mib as u64 * 1048576))
+            .map_err(|e| e.to_string())?;
+        let image = image.display().to_string();
+        let device = run("losetup", &["-f", "--show", &image])?;
+        let mount_point = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let disk = LoopDisk {
+            _image_dir: image_dir,
+            mount_point,
+            device,
+        };
+        run("mkfs.ext4", &["-q", "-F", &disk.device])?;
+        let dir = disk.path().display().to_string();
+        run("mount", &[&disk.device, &dir])?;
+        Ok(disk)
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.mount_point.path().to_path_buf()
+    }
+
+    /// Stalls every write to the filesystem until the guard is thawed or dropped. Hold the
+    /// guard below the broker that uses the disk: a process cannot exit while one of its
+    /// threads waits on a frozen filesystem, so it must thaw first, even when a test fails.
+    pub fn freeze(&self) -> Frozen<'_> {
+        run("fsfreeze", &["-f", &self.path().display().to_string()]).unwrap();
+        Frozen { disk: self }
+    }
+}
+
+/// A frozen `LoopDisk`; thawed on drop.
+pub struct Frozen<'a> {
+    disk: &'a LoopDisk,
+}
+
+impl Frozen<'_> {
+    pub fn thaw(self) {}
+}
+
+impl Drop for Frozen<'_> {
+    fn drop(&mut self) {
+        let _ = run("fsfreeze", &["-u", &self.disk.path().display().to_string()]);
+    }
+}
+
+impl Drop for LoopDisk {
+    fn drop(&mut self) {
+        let dir = self.path().display().to_string();
+        let _ = run("fsfreeze", &["-u", &dir]);
+        let _ = run("umount", &["-l", &dir]);
+        let _ = run("losetup", &["-d", &self.device]);
+    }
+}

@@ -76,7 +76,7 @@ fn thread_states(pid: u32) -> String {
 }
 
 /// Properties every test broker gets: any free port, small segments, no pinning (tests run
-/// side by side on two cores).
+/// side by side on two cores), patience with a slow disk.
 pub fn test_properties(store: &Path) -> Vec<String> {
     vec![
         "listenPort=0".into(),
@@ -85,6 +85,9 @@ pub fn test_properties(store: &Path) -> Vec<String> {
         "shardPinning=false".into(),
         "shardIoMemoryBytes=262144".into(),
         "mappedFileSizeCommitLog=16777216".into(),
+        // A write stalled 200 ms (RocketMQ's default) happens on a busy two-core machine; the
+        // tests that are about flow control set their own.
+        "waitTimeMillsInSendQueue=10000".into(),
         format!("storePathRootDir={}", store.display()),
     ]
 }

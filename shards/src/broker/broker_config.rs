@@ -21,6 +21,7 @@ use super::metadata::DataVersion;
 use super::{Shard, ShardConfig};
 use crate::net::Connection;
 use crate::remoting::{response, RemotingCommand};
+use crate::store::flow::FlowConfig;
 use crate::store::retention::RetentionConfig;
 
 /// Marks an update shard 0 passes to the other shards: apply it here, tell no one.
@@ -92,16 +93,22 @@ fn read_changed(path: &std::path::Path) -> BTreeMap<String, String> {
 /// One key's new value, checked.
 enum Change {
     Retention(RetentionConfig),
+    Flow(FlowConfig),
     Switch(&'static str, bool),
 }
 
 /// Checks every pair before anything changes: the changes to make, or why none is made.
 fn plan(shard: &Shard, pairs: &[(String, String)]) -> Result<Vec<Change>, String> {
     let mut retention = shard.store.retention();
+    let mut flow = shard.store.flow();
     let mut changes = Vec::new();
     for (key, value) in pairs {
         let value = value.trim();
-        if let Some(result) = retention.set(key, value) {
+        let shared = match retention.set(key, value) {
+            None => flow.set(key, value),
+            some => some,
+        };
+        if let Some(result) = shared {
             result.map_err(|reason| format!("{key}={value}: {reason}"))?;
             continue;
         }
@@ -124,6 +131,9 @@ fn plan(shard: &Shard, pairs: &[(String, String)]) -> Result<Vec<Change>, String
     if retention != shard.store.retention() {
         changes.push(Change::Retention(retention));
     }
+    if flow != shard.store.flow() {
+        changes.push(Change::Flow(flow));
+    }
     Ok(changes)
 }
 
@@ -133,6 +143,7 @@ fn apply(shard: &Shard, pairs: &[(String, String)]) -> Result<(), String> {
     for change in changes {
         match change {
             Change::Retention(r) => shard.store.set_retention(r),
+            Change::Flow(f) => shard.store.set_flow(f),
             Change::Switch("autoCreateTopicEnable", on) => live.auto_create_topic.set(on),
             Change::Switch("autoCreateSubscriptionGroup", on) => live.auto_create_group.set(on),
             Change::Switch(_, on) => live.slave_read.set(on),

@@ -76,6 +76,8 @@ pub struct ShardConfig {
     pub replication: crate::replication::ReplicationConfig,
     /// `fileReservedTime`, `deleteWhen`, `diskMaxUsedSpaceRatio` and the other disk ratios.
     pub retention: crate::store::retention::RetentionConfig,
+    /// `waitTimeMillsInSendQueue`, `sendThreadPoolQueueCapacity`, `sendQueueMaxBytes`.
+    pub flow: crate::store::flow::FlowConfig,
     /// Every broker.conf key with its value at start-up (GET_BROKER_CONFIG).
     pub broker_properties: Vec<(String, String)>,
 }

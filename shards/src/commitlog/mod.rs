@@ -78,6 +78,8 @@ pub struct CommitLog {
     /// The last preallocation failed (a full disk): appends that need the missing segment
     /// are refused until one succeeds.
     preallocation_failed: std::cell::Cell<bool>,
+    /// When the write in flight began, if one is.
+    write_started: std::cell::Cell<Option<std::time::Instant>>,
 }
 
 impl CommitLog {
@@ -170,6 +172,7 @@ impl CommitLog {
             wake_writer: Signal::default(),
             want_segment: Signal::default(),
             preallocation_failed: std::cell::Cell::new(false),
+            write_started: std::cell::Cell::new(None),
         };
         Ok(Rc::new(log))
     }
@@ -355,7 +358,9 @@ impl CommitLog {
             (start, bytes)
         };
         let end = start + bytes.len() as u64;
+        self.write_started.set(Some(std::time::Instant::now()));
         let result = self.write_range(start, bytes).await;
+        self.write_started.set(None);
         if let Err(e) = result {
             log::error!("commit log write failed, refusing further appends: {e}");
             self.durable.fail();
@@ -446,6 +451,17 @@ impl CommitLog {
             return None;
         }
         Some(segments.remove(0).path)
+    }
+
+    /// How long the write in flight has taken so far (None when the writer is idle): a
+    /// stalled disk shows here first.
+    pub fn write_in_flight_for(&self) -> Option<std::time::Duration> {
+        self.write_started.get().map(|at| at.elapsed())
+    }
+
+    /// Bytes appended but not yet durable.
+    pub fn pending_bytes(&self) -> u64 {
+        self.reserved_end.get() - self.durable.get()
     }
 
     /// Everything below this offset has reached the disk (fdatasync completed).

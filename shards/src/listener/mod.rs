@@ -57,6 +57,24 @@ pub fn dispatch(shard: &Shard, conn: &Rc<Connection>, cmd: RemotingCommand) {
         }
         return;
     }
+    // Flow control (F33): while the disk does not keep up, new sends are refused as busy.
+    if matches!(
+        cmd.code,
+        request::SEND_MESSAGE
+            | request::SEND_MESSAGE_V2
+            | request::SEND_BATCH_MESSAGE
+            | request::CONSUMER_SEND_MSG_BACK
+    ) {
+        if let Some(remark) = shard.store.busy() {
+            if !cmd.is_oneway() {
+                conn.send(
+                    &RemotingCommand::response(response::SYSTEM_BUSY, cmd.opaque)
+                        .with_remark(remark),
+                );
+            }
+            return;
+        }
+    }
     let reply = match cmd.code {
         request::SEND_MESSAGE | request::SEND_MESSAGE_V2 | request::SEND_BATCH_MESSAGE => {
             return send_message::handle(shard, conn, &cmd)

@@ -82,6 +82,7 @@ async fn serve(start: ShardStart) -> Result<(), String> {
         sync_replication: start.config.replication.role
             == crate::replication::BrokerRole::SyncMaster,
         retention: start.config.retention,
+        flow: start.config.flow,
     };
     let mut store = Store::open(store_config.clone())
         .await

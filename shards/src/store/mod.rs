@@ -7,6 +7,7 @@
 
 pub mod atomic_file;
 pub mod checkpoint;
+pub mod flow;
 pub mod offsets;
 pub mod replica;
 pub mod replicated;
@@ -36,6 +37,8 @@ pub struct StoreConfig {
     pub sync_replication: bool,
     /// `fileReservedTime`, `deleteWhen` and the disk ratios (`retention`).
     pub retention: retention::RetentionConfig,
+    /// `waitTimeMillsInSendQueue` and the send queue's bounds (`flow`).
+    pub flow: flow::FlowConfig,
 }
 
 /// An append waiting to become durable: its consume-queue entry and the log end that covers it.
@@ -74,6 +77,8 @@ pub struct Store {
     pub disk: retention::DiskGuard,
     /// Retention's rules in force (UPDATE_BROKER_CONFIG changes them).
     retention: std::cell::Cell<retention::RetentionConfig>,
+    /// Flow control's bounds in force.
+    flow: std::cell::Cell<flow::FlowConfig>,
 }
 
 impl Store {
@@ -126,6 +131,7 @@ impl Store {
             replicated: replicated::Replicated::new(config.sync_replication),
             disk: retention::DiskGuard::default(),
             retention: std::cell::Cell::new(config.retention),
+            flow: std::cell::Cell::new(config.flow),
             config,
         }))
     }
@@ -549,6 +555,7 @@ mod tests {
             index: IndexConfig::default(),
             sync_replication: false,
             retention: retention::RetentionConfig::default(),
+            flow: flow::FlowConfig::default(),
         }
     }
 

@@ -377,6 +377,7 @@ mod tests {
                 reserved: Duration::from_millis(1),
                 ..RetentionConfig::default()
             },
+            flow: crate::store::flow::FlowConfig::default(),
         }
     }
 
