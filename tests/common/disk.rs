@@ -124,6 +124,39 @@ impl LoopDisk {
     }
 }
 
+impl LoopDisk {
+    /// Cuts the power: ext4's shutdown ioctl without flushing the journal or data
+    /// (`EXT4_GOING_FLAGS_NOLOGFLUSH`), so whatever was not on the device yet is lost, and
+    /// every later I/O on the filesystem fails.
+    pub fn cut_power(&self) {
+        use std::os::fd::AsRawFd;
+        const EXT4_IOC_SHUTDOWN: libc::c_ulong = 0x8004_587D; // _IOR('X', 125, __u32)
+        const NOLOGFLUSH: u32 = 2;
+        let dir = std::fs::File::open(self.path()).unwrap();
+        let flags = NOLOGFLUSH;
+        // SAFETY: the ioctl reads one u32 from a valid pointer; `dir` is an open descriptor.
+        let rc = unsafe { libc::ioctl(dir.as_raw_fd(), EXT4_IOC_SHUTDOWN, &flags) };
+        assert_eq!(rc, 0, "shutdown ioctl: {}", std::io::Error::last_os_error());
+    }
+
+    /// Unmounts and mounts again, as after a reboot: the journal is replayed.
+    pub fn remount(&self) {
+        let dir = self.path().display().to_string();
+        let mut last = String::new();
+        for _ in 0..50 {
+            match run("umount", &[&dir]) {
+                Ok(_) => {
+                    run("mount", &[&self.device, &dir]).unwrap();
+                    return;
+                }
+                Err(e) => last = e,
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("cannot unmount {dir}: {last}");
+    }
+}
+
 /// A frozen `LoopDisk`; thawed on drop.
 pub struct Frozen<'a> {
     disk: &'a LoopDisk,
