@@ -201,7 +201,10 @@ pub fn run(role: Role, config: Config) -> anyhow::Result<()> {
                 in_memory_ratio_percent: config.access_message_in_memory_max_ratio,
                 trace_topic_enable: config.trace_topic_enable,
                 register_interval: config.register_name_server_period,
-                connection: config.connection,
+                connection: petrel_shards::net::connection::ConnectionLimits {
+                    shard_connections_max: config.client_connections_max.div_ceil(config.shards),
+                    ..config.connection
+                },
                 long_polling_enable: config.long_polling_enable,
                 short_polling_time: config.short_polling_time_mills,
                 delay_levels: config.message_delay_level.clone(),

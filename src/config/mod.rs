@@ -60,6 +60,9 @@ pub struct Config {
     pub short_polling_time_mills: Duration,
     /// `frameMaxLength`, `frameReadTimeoutMillis`, `serverChannelMaxIdleTimeSeconds`.
     pub connection: ConnectionLimits,
+    /// `clientConnectionsMax` (Petrel's): client connections the broker process serves at
+    /// once, split evenly across its shards; more are closed as they arrive.
+    pub client_connections_max: usize,
     pub message_delay_level: Vec<Duration>,
     /// `transactionTimeOut`, `transactionCheckMax`, `transactionCheckInterval`,
     /// `rejectTransactionMessage`.
@@ -147,6 +150,7 @@ impl Default for Config {
             long_polling_enable: true,
             short_polling_time_mills: Duration::from_millis(1000),
             connection: ConnectionLimits::default(),
+            client_connections_max: 100_000,
             message_delay_level: schedule::parse_levels(schedule::DEFAULT_LEVELS)
                 .expect("the default levels parse"),
             order_message_enable: false,
@@ -309,6 +313,9 @@ impl Config {
             "shortPollingTimeMills" => self.short_polling_time_mills = millis(key, v)?,
             "frameMaxLength" => {
                 self.connection.frame_bytes_max = bounded(key, v, 1u32 << 16, 1 << 30)?
+            }
+            "clientConnectionsMax" => {
+                self.client_connections_max = bounded(key, v, 1usize, 10_000_000)?
             }
             "frameReadTimeoutMillis" => self.connection.frame_read_timeout = millis(key, v)?,
             "serverChannelMaxIdleTimeSeconds" => {

@@ -118,6 +118,10 @@ impl Config {
             ("longPollingEnable", self.long_polling_enable.to_string()),
             ("shortPollingTimeMills", ms(self.short_polling_time_mills)),
             (
+                "clientConnectionsMax",
+                self.client_connections_max.to_string(),
+            ),
+            (
                 "frameMaxLength",
                 self.connection.frame_bytes_max.to_string(),
             ),

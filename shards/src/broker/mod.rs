@@ -82,6 +82,17 @@ pub struct ShardConfig {
     pub broker_properties: Vec<(String, String)>,
 }
 
+/// Memory that idle connections and finished work gave back sits in malloc's free lists
+/// until it is trimmed: every two seconds, whole free pages go back to the system (one shard
+/// does it for the process).
+async fn run_memory_trim() {
+    loop {
+        glommio::timer::sleep(Duration::from_secs(2)).await;
+        // SAFETY: malloc_trim only releases memory malloc holds free; it is thread-safe.
+        unsafe { libc::malloc_trim(0) };
+    }
+}
+
 /// The broker name shard `i` of a process named `process` has in routes.
 pub fn shard_broker_name(process: &str, i: usize) -> String {
     format!("{process}-s{i}")
@@ -119,6 +130,8 @@ pub struct Shard {
     pub messages_got: Cell<u64>,
     /// The process's configuration, and the keys that change while running.
     pub broker_config: Rc<broker_config::BrokerConfig>,
+    /// Client connections open on this shard's listeners.
+    pub open_connections: Cell<usize>,
 }
 
 impl Shard {
@@ -153,6 +166,7 @@ impl Shard {
         let broker_config = Rc::new(broker_config::BrokerConfig::new(&config));
         Rc::new(Shard {
             broker_config,
+            open_connections: Cell::new(0),
             config,
             store,
             delay,
@@ -453,6 +467,11 @@ impl Shard {
         )
         .detach();
         glommio::spawn_local(register::run(self.clone())).detach();
+        if self.config.shard_id == 0 {
+            glommio::spawn_local_into(run_memory_trim(), self.background)
+                .expect("the background queue exists")
+                .detach();
+        }
         glommio::spawn_local(holds::run_arrivals(self.clone())).detach();
         glommio::spawn_local(holds::run_expiry(self.clone())).detach();
         if self.config.replication.role.is_slave() || self.ha.controller {

@@ -173,18 +173,31 @@ pub async fn accept_loop<H: Handler + 'static>(
     handler: Rc<H>,
 ) {
     let limits = shard.config.connection;
+    let mut refused = 0u64;
     loop {
         match listener.accept().await {
+            Ok(stream) if shard.open_connections.get() >= limits.shard_connections_max => {
+                // Over the cap (clientConnectionsMax): closed at once, before any read.
+                refused += 1;
+                if refused.is_power_of_two() {
+                    log::warn!(
+                        "shard {}: {} connections open, the most clientConnectionsMax allows this shard; closing new ones ({refused} so far)",
+                        shard.config.shard_id,
+                        limits.shard_connections_max
+                    );
+                }
+                let _ = stream.shutdown(std::net::Shutdown::Both).await;
+                drop(stream);
+            }
             Ok(stream) => {
                 let id = shard.next_connection_id();
                 let durable = Some(shard.store.log().durable_rc());
-                glommio::spawn_local(serve_connection(
-                    stream,
-                    id,
-                    handler.clone(),
-                    durable,
-                    limits,
-                ))
+                let (shard, handler) = (shard.clone(), handler.clone());
+                shard.open_connections.set(shard.open_connections.get() + 1);
+                glommio::spawn_local(async move {
+                    serve_connection(stream, id, handler, durable, limits).await;
+                    shard.open_connections.set(shard.open_connections.get() - 1);
+                })
                 .detach();
             }
             Err(e) => {

@@ -153,6 +153,10 @@ pub trait Handler {
 
 /// Bytes one socket read takes at most.
 const READ_CHUNK_BYTES: usize = 64 << 10;
+/// A connection's read buffer while it is idle or sends little.
+const SMALL_READ_BYTES: usize = 4 << 10;
+/// An idle connection gives its buffers back after this long.
+const IDLE_SHRINK_AFTER: Duration = Duration::from_secs(1);
 /// Frames queued for a client before its connection stops reading requests: a client that
 /// sends without reading its answers is held back instead of growing the queue without end.
 /// 4096 covers a producer's in-flight window many times over.
@@ -169,6 +173,9 @@ pub struct ConnectionLimits {
     /// A connection that sent nothing for this long and has nothing queued for it is closed
     /// (RocketMQ's `serverChannelMaxIdleTimeSeconds`; clients heartbeat every 30 s).
     pub idle_timeout: Duration,
+    /// Connections a shard serves at once: its share of `clientConnectionsMax`; more are
+    /// closed as they are accepted.
+    pub shard_connections_max: usize,
 }
 
 /// How long `take_reply` waits for a handler that answers later.
@@ -180,6 +187,7 @@ impl Default for ConnectionLimits {
             frame_bytes_max: 16 << 20,
             frame_read_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(120),
+            shard_connections_max: usize::MAX,
         }
     }
 }
@@ -231,10 +239,15 @@ async fn read_loop<H: Handler>(
     handler: &H,
     limits: ConnectionLimits,
 ) -> Result<(), String> {
-    let mut buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
+    let mut buf = BytesMut::new();
     // Reads land here, then move into `buf`: a copy of what arrived, instead of zeroing the
-    // spare capacity of `buf` before every read.
-    let mut scratch = vec![0u8; READ_CHUNK_BYTES];
+    // spare capacity of `buf` before every read. Small until a read fills it; small again,
+    // with `buf` released, once the connection has been idle for `IDLE_SHRINK_AFTER`.
+    let mut scratch = vec![0u8; SMALL_READ_BYTES];
+    // Since when nothing was read, nothing is buffered and nothing is owed, if so; and
+    // whether the buffers were given back since.
+    let mut idle_since: Option<Instant> = None;
+    let mut shrunk = false;
     // When the first byte of the incomplete frame at the head of `buf` arrived.
     let mut partial_since: Option<Instant> = None;
     loop {
@@ -288,8 +301,18 @@ async fn read_loop<H: Handler>(
             Some(since) if !decoded && !held_back => Some(since),
             _ => Some(Instant::now()),
         };
+        if buf.is_empty() && idle_since.is_none() {
+            idle_since = Some(Instant::now());
+        }
+        let idle_for = idle_since.map_or(Duration::ZERO, |since| since.elapsed());
         let timeout = match partial_since {
-            None => limits.idle_timeout,
+            None if !shrunk => IDLE_SHRINK_AFTER
+                .saturating_sub(idle_for)
+                .max(Duration::from_millis(1)),
+            None => limits
+                .idle_timeout
+                .saturating_sub(idle_for)
+                .max(Duration::from_millis(1)),
             Some(since) => limits
                 .frame_read_timeout
                 .saturating_sub(since.elapsed())
@@ -313,20 +336,36 @@ async fn read_loop<H: Handler>(
                         return Err(error);
                     }
                 } else if conn.outbound.borrow().is_empty() {
-                    let error = format!("idle for {} s", limits.idle_timeout.as_secs());
-                    log::info!("connection {}: closing: {error}", conn.peer);
-                    return Err(error);
+                    let since = *idle_since.get_or_insert_with(Instant::now);
+                    if !shrunk && buf.is_empty() {
+                        buf = BytesMut::new();
+                        scratch = vec![0u8; SMALL_READ_BYTES];
+                        shrunk = true;
+                    }
+                    if since.elapsed() >= limits.idle_timeout {
+                        let error = format!("idle for {} s", limits.idle_timeout.as_secs());
+                        log::info!("connection {}: closing: {error}", conn.peer);
+                        return Err(error);
+                    }
+                } else {
+                    // Owed an answer: not idle; the clock starts again.
+                    idle_since = Some(Instant::now());
                 }
                 continue;
             }
             Err(e) => return Err(e.to_string()),
         };
         buf.extend_from_slice(&scratch[..n]);
+        if n == scratch.len() && scratch.len() < READ_CHUNK_BYTES {
+            scratch = vec![0u8; READ_CHUNK_BYTES];
+        }
+        idle_since = None;
+        shrunk = false;
     }
 }
 
 async fn write_loop(mut stream: TcpStream, conn: Rc<Connection>, durable: Option<Rc<Watermark>>) {
-    let mut batch = Vec::with_capacity(64 << 10);
+    let mut batch = Vec::new();
     loop {
         let (next, left) = {
             let mut queue = conn.outbound.borrow_mut();
@@ -349,7 +388,26 @@ async fn write_loop(mut stream: TcpStream, conn: Rc<Connection>, durable: Option
                 let _ = stream.close().await;
                 return;
             }
-            conn.wake_writer.wait().await;
+            if batch.capacity() == 0 {
+                conn.wake_writer.wait().await;
+            } else {
+                // Idle: after a moment, give the batch buffer back (F: ≤ 16 KiB per idle
+                // connection); the next response allocates it again.
+                let woken = futures_lite::future::or(
+                    async {
+                        conn.wake_writer.wait().await;
+                        true
+                    },
+                    async {
+                        glommio::timer::sleep(IDLE_SHRINK_AFTER).await;
+                        false
+                    },
+                )
+                .await;
+                if !woken {
+                    batch = Vec::new();
+                }
+            }
             continue;
         };
         match item {

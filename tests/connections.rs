@@ -1,0 +1,122 @@
+//! Connection hygiene (F35): thousands of idle connections, some of which carried a load of
+//! 16 KiB sends first, cost the broker at most 16 KiB each once idle; an honest client is
+//! still answered quickly; connections past `clientConnectionsMax` are closed at once.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::{create_topic, queue, Petrel};
+use petrel::client::pipeline::{FrameReader, SendTemplate};
+use petrel::client::{properties, Client, Message};
+use petrel_shards::remoting::response;
+
+const LOADED: usize = 300;
+const IDLE: usize = 2400;
+const CAP: usize = 3000;
+
+fn rss_kib(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn idle_connections_stay_small_after_a_load_and_the_cap_closes_the_excess() {
+    let dir = tempfile::tempdir().unwrap();
+    let cap = format!("clientConnectionsMax={CAP}");
+    let petrel = Petrel::start("standalone", dir.path(), &[cap.as_str()]);
+    let mut client = Client::new(&petrel.namesrv());
+    create_topic(&mut client, &petrel, "Idle", 1);
+    let (name, addr) = petrel.brokers()[0].clone();
+    let q = queue("Idle", &name, 0);
+    let send = |client: &mut Client| {
+        let msg = Message::new("honest", properties(None, None, &[]));
+        let started = Instant::now();
+        let r = client.send_to(&addr, &q, &msg).unwrap();
+        assert_eq!(r.code, response::SUCCESS);
+        started.elapsed()
+    };
+    send(&mut client);
+    std::thread::sleep(Duration::from_millis(500));
+    let base = rss_kib(petrel.pid());
+
+    // A load on some connections: pipelined 16 KiB sends fill their buffers.
+    let body = vec![b'l'; 16 << 10];
+    let mut loaded = Vec::new();
+    for i in 0..LOADED {
+        let stream = TcpStream::connect(&addr).unwrap();
+        let mut writer = stream.try_clone().unwrap();
+        let mut template = SendTemplate::new("G_idle", "Idle", 0, false, i as u64);
+        let mut out = Vec::new();
+        for seq in 0..8u64 {
+            template.encode(&mut out, seq as i32, 0, seq, 1, &body);
+        }
+        writer.write_all(&out).unwrap();
+        loaded.push((writer, FrameReader::new(stream)));
+    }
+    for (_, reader) in &mut loaded {
+        for _ in 0..8 {
+            assert_eq!(reader.next_frame().unwrap().code, response::SUCCESS);
+        }
+    }
+    let idle: Vec<TcpStream> = (0..IDLE)
+        .map(|_| TcpStream::connect(&addr).unwrap())
+        .collect();
+    // The client's own connection is one more; room is left for the honest client's.
+    std::thread::sleep(Duration::from_millis(3500));
+    let rss = rss_kib(petrel.pid());
+    let per_connection = rss.saturating_sub(base) / (LOADED + IDLE) as u64;
+    println!(
+        "RSS {base} KiB → {rss} KiB with {} connections: {per_connection} KiB each",
+        LOADED + IDLE
+    );
+    assert!(
+        per_connection <= 16,
+        "{per_connection} KiB per idle connection"
+    );
+
+    // An honest client is answered quickly among them.
+    let mut worst = Duration::ZERO;
+    for _ in 0..20 {
+        worst = worst.max(send(&mut client));
+    }
+    println!("honest client: worst of 20 sends {worst:?}");
+    assert!(worst < Duration::from_millis(50), "worst send {worst:?}");
+
+    // Past the cap, new connections are closed as they arrive.
+    let open = LOADED + IDLE + 1;
+    let filler: Vec<TcpStream> = (open..CAP - 2)
+        .map(|_| TcpStream::connect(&addr).unwrap())
+        .collect();
+    let mut closed = 0;
+    let mut extra = Vec::new();
+    for _ in 0..50 {
+        let mut s = TcpStream::connect(&addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        let mut byte = [0u8; 1];
+        if let Ok(0) = s.read(&mut byte) {
+            closed += 1;
+        }
+        // Kept open: one closed here would make room for the next.
+        extra.push(s);
+    }
+    assert!(
+        closed >= 45,
+        "{closed} of the connections past the cap were closed"
+    );
+    drop(idle);
+    drop(filler);
+    drop(extra);
+    drop(loaded);
+    // Room again once they close.
+    std::thread::sleep(Duration::from_millis(500));
+    let mut fresh = Client::new(&petrel.namesrv());
+    send(&mut fresh);
+}
