@@ -47,6 +47,9 @@ pub struct Connection {
     drained: Signal,
     closed: Cell<bool>,
     next_opaque: Cell<i32>,
+    /// Set by the reader once the connection has been idle `IDLE_SHRINK_AFTER`, so the
+    /// writer gives its buffer back as well.
+    idle: Cell<bool>,
 }
 
 impl Connection {
@@ -66,6 +69,7 @@ impl Connection {
             wake_writer: Signal::default(),
             drained: Signal::default(),
             closed: Cell::new(false),
+            idle: Cell::new(false),
             // Broker-initiated requests number from 2^30, away from the client's own.
             next_opaque: Cell::new(1 << 30),
         })
@@ -341,6 +345,8 @@ async fn read_loop<H: Handler>(
                         buf = BytesMut::new();
                         scratch = vec![0u8; SMALL_READ_BYTES];
                         shrunk = true;
+                        conn.idle.set(true);
+                        conn.wake_writer.raise();
                     }
                     if since.elapsed() >= limits.idle_timeout {
                         let error = format!("idle for {} s", limits.idle_timeout.as_secs());
@@ -361,6 +367,7 @@ async fn read_loop<H: Handler>(
         }
         idle_since = None;
         shrunk = false;
+        conn.idle.set(false);
     }
 }
 
@@ -388,26 +395,12 @@ async fn write_loop(mut stream: TcpStream, conn: Rc<Connection>, durable: Option
                 let _ = stream.close().await;
                 return;
             }
-            if batch.capacity() == 0 {
-                conn.wake_writer.wait().await;
-            } else {
-                // Idle: after a moment, give the batch buffer back (F: ≤ 16 KiB per idle
-                // connection); the next response allocates it again.
-                let woken = futures_lite::future::or(
-                    async {
-                        conn.wake_writer.wait().await;
-                        true
-                    },
-                    async {
-                        glommio::timer::sleep(IDLE_SHRINK_AFTER).await;
-                        false
-                    },
-                )
-                .await;
-                if !woken {
-                    batch = Vec::new();
-                }
+            // The reader says when the connection went idle: the batch buffer goes back too,
+            // and the next response allocates it again.
+            if conn.idle.get() {
+                batch = Vec::new();
             }
+            conn.wake_writer.wait().await;
             continue;
         };
         match item {
