@@ -330,3 +330,44 @@ fn past_the_forced_clean_level_the_oldest_segments_go_and_sends_go_on() {
         .windows(2)
         .all(|w| number(&w[0].body) < number(&w[1].body)));
 }
+
+#[test]
+fn apache_mqadmin_delete_expired_commit_log_deletes_expired_segments_off_hours() {
+    let dir = tempfile::tempdir().unwrap();
+    let extra = [
+        "mappedFileSizeCommitLog=131072".to_string(),
+        "maxMessageSize=8192".to_string(),
+        "fileReservedTime=0.0005".to_string(),
+        another_hour(),
+        "cleanResourceInterval=200".to_string(),
+    ];
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    let petrel = Petrel::start("standalone", dir.path(), &extra);
+    let mut client = Client::new(&petrel.namesrv());
+    create_topic(&mut client, &petrel, "Manual", 1);
+    let (name, addr) = petrel.brokers()[0].clone();
+    let q = queue("Manual", &name, 0);
+    for i in 0..400 {
+        send(&mut client, &addr, &q, i).unwrap();
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(min_offset(&mut client, &addr, &q), 0, "deleted off hours");
+    let (ok, out, err) = common::apache_mqadmin(
+        &[
+            "deleteExpiredCommitLog",
+            "-n",
+            &petrel.namesrv(),
+            "-b",
+            &petrel.front_door(),
+        ],
+        Duration::from_secs(120),
+    );
+    assert!(ok, "{out}{err}");
+    let min = eventually(Duration::from_secs(10), || {
+        let min = min_offset(&mut client, &addr, &q);
+        (min > 0).then_some(min)
+    });
+    let kept = pull_all(&mut client, &addr, &q, "*");
+    assert_eq!(number(&kept[0].body) as i64, min);
+    assert_eq!(number(&kept.last().unwrap().body), 399);
+}

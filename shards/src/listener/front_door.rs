@@ -1,6 +1,7 @@
 //! The process's front door (`listenPort`, served by shard 0): requests here speak for the
 //! whole broker process. UPDATE_AND_CREATE_TOPIC splits the queues across the shards,
-//! UPDATE_AND_CREATE_SUBSCRIPTIONGROUP, DELETE_SUBSCRIPTIONGROUP and DELETE_TOPIC_IN_BROKER
+//! UPDATE_AND_CREATE_SUBSCRIPTIONGROUP, DELETE_SUBSCRIPTIONGROUP, DELETE_TOPIC_IN_BROKER and
+//! DELETE_EXPIRED_COMMITLOG
 //! reach every shard, and GET_ALL_TOPIC_CONFIG gathers every shard's table, all over the mesh;
 //! every other request is shard 0's own.
 
@@ -34,9 +35,9 @@ impl Handler for FrontDoor {
         let reply = match cmd.code {
             request::UPDATE_AND_CREATE_TOPIC => create_topic(shard, &cmd).await,
             request::GET_ALL_TOPIC_CONFIG => all_topic_config(shard, &cmd).await,
-            request::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP | request::DELETE_SUBSCRIPTIONGROUP => {
-                on_every_shard(shard, &cmd).await
-            }
+            request::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP
+            | request::DELETE_SUBSCRIPTIONGROUP
+            | request::DELETE_EXPIRED_COMMITLOG => on_every_shard(shard, &cmd).await,
             request::DELETE_TOPIC_IN_BROKER => {
                 // Every shard is asked first, so a refusal anywhere deletes nothing.
                 let mut check = cmd.clone();

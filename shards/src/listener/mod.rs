@@ -97,6 +97,14 @@ pub fn dispatch(shard: &Shard, conn: &Rc<Connection>, cmd: RemotingCommand) {
         request::INVOKE_BROKER_TO_RESET_OFFSET => consumer_offsets::reset(shard, &cmd),
         request::GET_BROKER_RUNTIME_INFO => broker_status::runtime_info(shard, &cmd),
         request::GET_BROKER_CONFIG => crate::broker::broker_config::get(shard, &cmd),
+        request::DELETE_EXPIRED_COMMITLOG => {
+            log::warn!(
+                "shard {}: deleteExpiredCommitLog: expired segments go now, whatever the hour",
+                shard.config.shard_id
+            );
+            shard.store.disk.delete_expired_now();
+            RemotingCommand::response(response::SUCCESS, cmd.opaque)
+        }
         request::UPDATE_BROKER_CONFIG => {
             return crate::broker::broker_config::update(shard, conn, &cmd)
         }

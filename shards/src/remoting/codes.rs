@@ -15,6 +15,8 @@ pub mod request {
     pub const UPDATE_BROKER_CONFIG: i32 = 25;
     pub const GET_BROKER_CONFIG: i32 = 26;
     pub const GET_BROKER_RUNTIME_INFO: i32 = 28;
+    /// mqadmin deleteExpiredCommitLog: delete expired segments now, whatever the hour.
+    pub const DELETE_EXPIRED_COMMITLOG: i32 = 329;
     pub const SEARCH_OFFSET_BY_TIMESTAMP: i32 = 29;
     pub const GET_MAX_OFFSET: i32 = 30;
     pub const GET_MIN_OFFSET: i32 = 31;

@@ -151,7 +151,14 @@ pub fn parse_delete_when(value: &str) -> Result<u32, String> {
 pub struct DiskGuard {
     used_percent: Cell<Option<f64>>,
     refusing: Cell<bool>,
+    /// Rounds left in which expired segments are deleted at any hour: DELETE_EXPIRED_COMMITLOG
+    /// (mqadmin deleteExpiredCommitLog) asks for RocketMQ's 20.
+    manual_rounds: Cell<u32>,
 }
+
+/// Rounds of deletion at any hour one DELETE_EXPIRED_COMMITLOG asks for (RocketMQ's
+/// `MAX_MANUAL_DELETE_FILE_TIMES`).
+const MANUAL_ROUNDS: u32 = 20;
 
 impl DiskGuard {
     /// Whether use is above the warning level, so writes are refused.
@@ -161,6 +168,17 @@ impl DiskGuard {
 
     pub fn used_percent(&self) -> Option<f64> {
         self.used_percent.get()
+    }
+
+    /// Expired segments go in the next rounds, whatever the hour (deleteExpiredCommitLog).
+    pub fn delete_expired_now(&self) {
+        self.manual_rounds.set(MANUAL_ROUNDS);
+    }
+
+    fn take_manual_round(&self) -> bool {
+        let left = self.manual_rounds.get();
+        self.manual_rounds.set(left.saturating_sub(1));
+        left > 0
     }
 }
 
@@ -220,13 +238,15 @@ pub async fn run(store: Rc<Store>) {
         let config = store.retention();
         store.guard(used);
         let above_max = used > config.max_used_ratio as f64;
-        if above_max || last_round.is_none_or(|at| at.elapsed() >= config.interval) {
+        let manual = store.disk.manual_rounds.get() > 0;
+        if above_max || manual || last_round.is_none_or(|at| at.elapsed() >= config.interval) {
             last_round = Some(Instant::now());
             let forced = config.clean_forcibly
                 && (used > config.clean_forcibly_ratio as f64
                     || used > config.warning_ratio as f64);
             let time_up = config.delete_hours & (1 << local_hour()) != 0;
-            if time_up || above_max || forced {
+            let manual = store.disk.take_manual_round();
+            if time_up || above_max || forced || manual {
                 let deleted = store.delete_segments(forced).await;
                 if deleted == 0 && above_max && !warned_nothing {
                     log::warn!(
