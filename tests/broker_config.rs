@@ -7,9 +7,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::{admin, admin_ok, apache_mqadmin, create_topic, eventually, queue, Petrel};
+use common::{
+    admin, admin_ok, apache_mqadmin, create_topic, delete_at_every_hour, eventually, min_offset,
+    queue, Petrel,
+};
 use petrel::client::{properties, Client, Message};
-use petrel_shards::remoting::request;
 
 /// The value `getBrokerConfig` printed for `key` (`key<spaces>=  value`).
 fn printed<'a>(out: &'a str, key: &str) -> Vec<&'a str> {
@@ -20,22 +22,10 @@ fn printed<'a>(out: &'a str, key: &str) -> Vec<&'a str> {
         .collect()
 }
 
-fn min_offset(client: &mut Client, addr: &str, topic: &str) -> i64 {
-    let reply = client
-        .call_fields(
-            addr,
-            request::GET_MIN_OFFSET,
-            &[("topic", topic.to_string()), ("queueId", "0".to_string())],
-        )
-        .unwrap();
-    reply.field("offset").unwrap().parse().unwrap()
-}
-
 #[test]
 fn a_key_changed_at_runtime_reaches_every_shard_acts_at_once_and_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let hours: Vec<String> = (0..24).map(|h| format!("{h:02}")).collect();
-    let every_hour = format!("deleteWhen={}", hours.join(";"));
+    let every_hour = delete_at_every_hour();
     let props = [
         "shards=2",
         "mappedFileSizeCommitLog=131072",
@@ -70,9 +60,8 @@ fn a_key_changed_at_runtime_reaches_every_shard_acts_at_once_and_survives_a_rest
             );
             client.send_to(addr, &q, &msg).unwrap();
         }
-        assert_eq!(min_offset(&mut client, addr, "Aged"), 0);
+        assert_eq!(min_offset(&mut client, addr, &q), 0);
     }
-    std::thread::sleep(Duration::from_secs(2));
     let (ok, out, err) = apache_mqadmin(
         &[
             "updateBrokerConfig",
@@ -92,9 +81,10 @@ fn a_key_changed_at_runtime_reaches_every_shard_acts_at_once_and_survives_a_rest
         "{out}{err}"
     );
     // Both shards delete what is older than 1.8 s now.
-    for (_, addr) in &brokers {
+    for (name, addr) in &brokers {
+        let q = queue("Aged", name, 0);
         eventually(Duration::from_secs(10), || {
-            (min_offset(&mut client, addr, "Aged") > 0).then_some(())
+            (min_offset(&mut client, addr, &q) > 0).then_some(())
         });
     }
     let out = admin_ok(&ns, &["getBrokerConfig", "-c", "DefaultCluster"]);

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::disk::LoopDisk;
-use common::{create_topic, eventually, pull_all, queue, Petrel};
+use common::{create_topic, eventually, pull_all, queue, rss_kib, Petrel};
 use petrel::client::pipeline::{FrameReader, SendTemplate};
 use petrel::client::{properties, Client, Message, MessageQueue};
 use petrel_shards::remoting::response;
@@ -94,16 +94,6 @@ fn flood(
     vec![writer, reader]
 }
 
-fn rss_mib(pid: i32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap();
-    kib / 1024
-}
-
 /// One send on a connection of its own: Ok, or the refusal's text.
 fn probe(client: &mut Client, addr: &str, q: &MessageQueue) -> Result<(), String> {
     let msg = Message::new("probe", properties(None, None, &[]));
@@ -151,7 +141,7 @@ fn a_stalled_disk_turns_a_flood_away_with_system_busy_and_memory_stays_bounded()
         tally.ok.load(Ordering::SeqCst) > 0,
         "nothing stored before the freeze"
     );
-    let before = rss_mib(petrel.pid());
+    let before = rss_kib(petrel.pid()) / 1024;
 
     let frozen_disk = disk.freeze();
     let frozen = Instant::now();
@@ -172,7 +162,7 @@ fn a_stalled_disk_turns_a_flood_away_with_system_busy_and_memory_stays_bounded()
     );
     let mut peak = 0;
     while frozen.elapsed() < Duration::from_secs(4) {
-        peak = peak.max(rss_mib(petrel.pid()));
+        peak = peak.max(rss_kib(petrel.pid()) / 1024);
         std::thread::sleep(Duration::from_millis(100));
     }
     let offered = tally.sent.load(Ordering::SeqCst) * 16 / 1024;

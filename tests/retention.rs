@@ -10,15 +10,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::disk::{ballast, SmallDisk};
-use common::{create_topic, eventually, pull_all, queue, Petrel};
+use common::{create_topic, delete_at_every_hour, eventually, min_offset, pull_all, queue, Petrel};
 use petrel::client::{properties, Client, Message, MessageQueue, PullRequest};
 use petrel_shards::remoting::{request, response};
-
-/// Every hour of the day: time-based deletion may run whenever the test does.
-fn every_hour() -> String {
-    let hours: Vec<String> = (0..24).map(|h| format!("{h:02}")).collect();
-    format!("deleteWhen={}", hours.join(";"))
-}
 
 /// An hour that is not the present one (nor the next, in case the test crosses it).
 fn another_hour() -> String {
@@ -46,20 +40,6 @@ fn send(client: &mut Client, addr: &str, q: &MessageQueue, i: usize) -> Result<(
     }
 }
 
-fn min_offset(client: &mut Client, addr: &str, q: &MessageQueue) -> i64 {
-    let reply = client
-        .call_fields(
-            addr,
-            request::GET_MIN_OFFSET,
-            &[
-                ("topic", q.topic.clone()),
-                ("queueId", q.queue_id.to_string()),
-            ],
-        )
-        .unwrap();
-    reply.field("offset").unwrap().parse().unwrap()
-}
-
 fn segments(petrel: &Petrel) -> usize {
     std::fs::read_dir(petrel.store.join("shard-0").join("commitlog"))
         .unwrap()
@@ -78,7 +58,7 @@ fn expired_segments_are_deleted_while_a_consumer_reads_and_consumers_move_up() {
         "mappedFileSizeCommitLog=131072".to_string(),
         "maxMessageSize=8192".to_string(),
         "fileReservedTime=0.0005".to_string(), // 1.8 s
-        every_hour(),
+        delete_at_every_hour(),
         "cleanResourceInterval=200".to_string(),
     ];
     let extra: Vec<&str> = extra.iter().map(String::as_str).collect();

@@ -390,3 +390,35 @@ fn wait_or_kill(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// GET_MIN_OFFSET of `q` at `addr`: the oldest offset retention left.
+pub fn min_offset(client: &mut Client, addr: &str, q: &MessageQueue) -> i64 {
+    let reply = client
+        .call_fields(
+            addr,
+            petrel_shards::remoting::request::GET_MIN_OFFSET,
+            &[
+                ("topic", q.topic.clone()),
+                ("queueId", q.queue_id.to_string()),
+            ],
+        )
+        .unwrap();
+    reply.field("offset").unwrap().parse().unwrap()
+}
+
+/// `deleteWhen` listing every hour of the day: time-based deletion may run whenever a test
+/// does.
+pub fn delete_at_every_hour() -> String {
+    let hours: Vec<String> = (0..24).map(|h| format!("{h:02}")).collect();
+    format!("deleteWhen={}", hours.join(";"))
+}
+
+/// The resident memory of process `pid`, in KiB.
+pub fn rss_kib(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap()
+}

@@ -533,7 +533,8 @@ async fn write_all(file: &BufferedFile, bytes: Vec<u8>, pos: u64) -> std::io::Re
     Ok(())
 }
 
-fn now_ms() -> i64 {
+/// Milliseconds since the epoch, as segment times are kept.
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)

@@ -22,6 +22,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use super::Store;
+use crate::commitlog::now_ms;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RetentionConfig {
@@ -210,12 +211,6 @@ fn local_hour() -> u32 {
         return 0;
     }
     tm.tm_hour as u32
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// The shard's retention task: measures the disk every second, deletes by the rules above.
