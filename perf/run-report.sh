@@ -51,9 +51,10 @@ start_petrel() {
   local flush="$1" ready
   stop_petrel
   PETREL_STORE="$(mktemp -d "$STORE_PARENT/petrel-report.XXXXXX")"
-  echo "petrel standalone -p flushDiskType=$flush (free ports, store $PETREL_STORE)" >>"$CMDS"
+  echo "petrel standalone -p flushDiskType=$flush -p topicProduceTpsLimit=0 -p topicConsumeTpsLimit=0 (free ports, store $PETREL_STORE)" >>"$CMDS"
   coproc PETREL_PROC { exec "$ROOT/target/release/petrel" standalone -p namesrvListenPort=0 \
     -p listenPort=0 -p "flushDiskType=$flush" -p "storePathRootDir=$PETREL_STORE" \
+    -p topicProduceTpsLimit=0 -p topicConsumeTpsLimit=0 \
     2>"$OUT/petrel-$flush.log"; }
   PETREL_PID=$PETREL_PROC_PID
   read -r -t 60 ready <&"${PETREL_PROC[0]}" || { log "petrel did not start"; exit 1; }

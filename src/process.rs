@@ -212,6 +212,9 @@ pub fn run(role: Role, config: Config) -> anyhow::Result<()> {
                 index: config.index,
                 retention: config.retention,
                 flow: config.flow,
+                tps: config.tps,
+                topic_count_max: config.topic_count_max,
+                split_registration_size: config.split_registration_size,
                 broker_properties: config.properties(),
                 lock_max_live: config.rebalance_lock_max_live_time,
                 replication: ReplicationConfig {

@@ -12,6 +12,7 @@ mod topic;
 use anyhow::{bail, Context};
 use bytes::Bytes;
 use clap::{Args, Subcommand};
+use petrel_shards::broker::attributes;
 use petrel_shards::broker::metadata::TopicConfig;
 
 use crate::client::{properties, Client, Message, MessageQueue, PullRequest};
@@ -51,6 +52,10 @@ pub enum AdminCommand {
         perm: i32,
         #[arg(short = 'o', long = "order", default_value_t = false, action = clap::ArgAction::Set)]
         order: bool,
+        /// Attribute changes, `+key=value` to set and `-key` to remove, comma-separated
+        /// (`+consume.tps.limit=100`).
+        #[arg(short = 'a', long = "attributes")]
+        attributes: Option<String>,
     },
     /// Every topic the name server knows.
     #[command(name = "topicList")]
@@ -327,10 +332,14 @@ pub fn run(command: AdminCommand) -> anyhow::Result<()> {
             write_queue_nums,
             perm,
             order,
+            attributes,
         } => {
+            let changes = attributes::parse_modification(attributes.as_deref().unwrap_or(""))
+                .map_err(|e| anyhow::anyhow!("--attributes: {e}"))?;
             let config = TopicConfig {
                 order,
                 write_queue_nums,
+                attributes: changes.into_iter().collect(),
                 ..TopicConfig::new(&topic, read_queue_nums, perm)
             };
             topic::update(&ns.namesrv_addr, broker_addr, cluster_name, &config)?;

@@ -13,7 +13,8 @@ use super::{
 
 impl Client {
     /// UPDATE_AND_CREATE_TOPIC on the broker (or front door) at `addr`; the reply of a front
-    /// door names where the write queues went (`queueLayout`, `brokerName:n;…`).
+    /// door names where the write queues went (`queueLayout`, `brokerName:n;…`). The topic's
+    /// `attributes` are sent as changes: `+key` to set its value, `-key` to remove.
     pub fn create_topic(
         &mut self,
         addr: &str,
@@ -28,6 +29,21 @@ impl Client {
         ext.insert("topicFilterType", &topic.topic_filter_type);
         ext.insert("topicSysFlag", topic.topic_sys_flag.to_string());
         ext.insert("order", topic.order.to_string());
+        if !topic.attributes.is_empty() {
+            // The map holds changes here: `+key` → value to set, `-key` to remove.
+            let changes: Vec<String> = topic
+                .attributes
+                .iter()
+                .map(|(k, v)| {
+                    if v.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{k}={v}")
+                    }
+                })
+                .collect();
+            ext.insert("attributes", changes.join(","));
+        }
         let reply = self.call(
             addr,
             RemotingCommand::request(request::UPDATE_AND_CREATE_TOPIC, ext, Bytes::new()),

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use petrel_shards::broker::schedule;
+use petrel_shards::broker::throttle::TpsConfig;
 use petrel_shards::broker::transaction::TransactionConfig;
 use petrel_shards::commitlog::FlushDiskType;
 use petrel_shards::index::IndexConfig;
@@ -75,6 +76,12 @@ pub struct Config {
     pub retention: RetentionConfig,
     /// `waitTimeMillsInSendQueue`, `sendThreadPoolQueueCapacity`, `sendQueueMaxBytes`.
     pub flow: FlowConfig,
+    /// `topicProduceTpsLimit`, `topicConsumeTpsLimit`, `groupConsumeTpsLimit` (Petrel's).
+    pub tps: TpsConfig,
+    /// `topicCountMax` (Petrel's): topics each shard holds at most.
+    pub topic_count_max: usize,
+    /// `splitRegistrationSize`: topics per registration request to a name server.
+    pub split_registration_size: usize,
     /// `brokerRole`: ASYNC_MASTER (default), SYNC_MASTER or SLAVE.
     pub broker_role: BrokerRole,
     /// `haListenPort`: where a master's slaves connect; `listenPort + 1` if unset.
@@ -158,6 +165,9 @@ impl Default for Config {
             index: IndexConfig::default(),
             retention: RetentionConfig::default(),
             flow: FlowConfig::default(),
+            tps: TpsConfig::default(),
+            topic_count_max: 10_000,
+            split_registration_size: 800,
             kv_config_path: None,
             rebalance_lock_max_live_time: petrel_shards::broker::locks::LOCK_MAX_LIVE,
             broker_role: BrokerRole::AsyncMaster,
@@ -221,10 +231,11 @@ impl Config {
     /// Applies one `key=value`.
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
         let v = value.trim();
-        let shared = match self.retention.set(key, v) {
-            None => self.flow.set(key, v),
-            some => some,
-        };
+        let shared = self
+            .retention
+            .set(key, v)
+            .or_else(|| self.flow.set(key, v))
+            .or_else(|| self.tps.set(key, v));
         if let Some(result) = shared {
             return result.map_err(|reason| ConfigError::BadValue {
                 key: key.into(),
@@ -313,6 +324,10 @@ impl Config {
             "shortPollingTimeMills" => self.short_polling_time_mills = millis(key, v)?,
             "frameMaxLength" => {
                 self.connection.frame_bytes_max = bounded(key, v, 1u32 << 16, 1 << 30)?
+            }
+            "topicCountMax" => self.topic_count_max = bounded(key, v, 1usize, 1_000_000)?,
+            "splitRegistrationSize" => {
+                self.split_registration_size = bounded(key, v, 1usize, 10_000)?
             }
             "clientConnectionsMax" => {
                 self.client_connections_max = bounded(key, v, 1usize, 10_000_000)?

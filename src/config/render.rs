@@ -97,6 +97,14 @@ impl Config {
         ];
         out.extend(self.retention.properties());
         out.extend(self.flow.properties());
+        out.extend(self.tps.properties());
+        out.extend([
+            ("topicCountMax", self.topic_count_max.to_string()),
+            (
+                "splitRegistrationSize",
+                self.split_registration_size.to_string(),
+            ),
+        ]);
         out.extend([
             ("messageIndexEnable", self.index.enabled.to_string()),
             ("maxHashSlotNum", self.index.slots.to_string()),

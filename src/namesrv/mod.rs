@@ -75,6 +75,10 @@ impl NameServer {
                     Duration::from_millis(ms.max(1000) as u64)
                 }),
             connection_id: conn.id,
+            part: (
+                f.opt_i64("petrelRegistrationPart")?.unwrap_or(0).max(0) as u32,
+                f.opt_i64("petrelRegistrationParts")?.unwrap_or(1).max(1) as u32,
+            ),
         };
         let body: RegisterBrokerBody = if cmd.body.is_empty() {
             RegisterBrokerBody::default()

@@ -69,6 +69,10 @@ pub struct Registration {
     pub timeout: Duration,
     /// The connection it arrived on: when that closes, the broker is gone.
     pub connection_id: u64,
+    /// Which part of how many this is (`petrelRegistrationPart`, `…Parts`): a broker with
+    /// more topics than `splitRegistrationSize` sends them in parts, and only the last one
+    /// drops the topics none of them named.
+    pub part: (u32, u32),
 }
 
 struct Live {
@@ -86,6 +90,8 @@ pub struct Routes {
     brokers: BTreeMap<String, BrokerData>,
     topics: BTreeMap<String, BTreeMap<String, QueueData>>,
     live: HashMap<String, Live>,
+    /// Topics named so far by the parts of a registration in progress, by broker address.
+    parts_seen: HashMap<String, BTreeSet<String>>,
 }
 
 #[derive(Serialize)]
@@ -150,9 +156,23 @@ impl Routes {
             .broker_addrs
             .insert(reg.broker_id, reg.broker_addr.clone());
         if reg.broker_id == 0 {
-            for (name, queues) in &mut self.topics {
-                if !topics.contains_key(name) {
-                    queues.remove(&reg.broker_name);
+            let (part, parts) = reg.part;
+            if parts > 1 {
+                let seen = self.parts_seen.entry(reg.broker_addr.clone()).or_default();
+                if part == 0 {
+                    seen.clear();
+                }
+                seen.extend(topics.keys().cloned());
+            }
+            if part + 1 >= parts {
+                let seen = self.parts_seen.remove(&reg.broker_addr);
+                let named = |name: &String| {
+                    topics.contains_key(name) || seen.as_ref().is_some_and(|s| s.contains(name))
+                };
+                for (name, queues) in &mut self.topics {
+                    if !named(name) {
+                        queues.remove(&reg.broker_name);
+                    }
                 }
             }
             for (name, topic) in topics {
@@ -193,6 +213,7 @@ impl Routes {
 
     /// Removes the broker at `addr` (UNREGISTER_BROKER, expiry, closed connection).
     pub fn remove_addr(&mut self, addr: &str) {
+        self.parts_seen.remove(addr);
         let Some(live) = self.live.remove(addr) else {
             return;
         };
@@ -294,6 +315,28 @@ impl Routes {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_registration_in_parts_drops_only_what_no_part_named() {
+        let mut routes = Routes::default();
+        let now = Instant::now();
+        let part = |i, n| Registration {
+            part: (i, n),
+            ..reg("b-s0", "127.0.0.1:1", 1)
+        };
+        assert!(routes.register(&part(0, 1), &topics(&["A", "B", "C", "D"]), now));
+        // A, B, then C: D is gone, but not before the last part.
+        assert!(routes.register(&part(0, 3), &topics(&["A"]), now));
+        assert!(routes.register(&part(1, 3), &topics(&["B"]), now));
+        assert_eq!(routes.topic_names(), ["A", "B", "C", "D"]);
+        assert!(routes.register(&part(2, 3), &topics(&["C"]), now));
+        assert_eq!(routes.topic_names(), ["A", "B", "C"]);
+        // A round that starts again forgets what an unfinished one named.
+        assert!(routes.register(&part(0, 2), &topics(&["A"]), now));
+        assert!(routes.register(&part(0, 2), &topics(&["B"]), now));
+        assert!(routes.register(&part(1, 2), &topics(&["C"]), now));
+        assert_eq!(routes.topic_names(), ["B", "C"]);
+    }
+
     fn reg(name: &str, addr: &str, conn: u64) -> Registration {
         Registration {
             cluster: "C".into(),
@@ -304,6 +347,7 @@ mod tests {
             epoch: 0,
             timeout: BROKER_EXPIRY,
             connection_id: conn,
+            part: (0, 1),
         }
     }
 

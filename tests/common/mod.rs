@@ -88,6 +88,10 @@ pub fn test_properties(store: &Path) -> Vec<String> {
         // A write stalled 200 ms (RocketMQ's default) happens on a busy two-core machine; the
         // tests that are about flow control set their own.
         "waitTimeMillsInSendQueue=10000".into(),
+        // The seed's 5000 messages per second and topic would slow the tests that load a
+        // broker; tests/limits.rs sets its own.
+        "topicProduceTpsLimit=0".into(),
+        "topicConsumeTpsLimit=0".into(),
         format!("storePathRootDir={}", store.display()),
     ]
 }

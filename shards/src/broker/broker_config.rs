@@ -18,6 +18,7 @@ use std::rc::Rc;
 use bytes::Bytes;
 
 use super::metadata::DataVersion;
+use super::throttle::TpsConfig;
 use super::{Shard, ShardConfig};
 use crate::net::Connection;
 use crate::remoting::{response, RemotingCommand};
@@ -27,7 +28,7 @@ use crate::store::retention::RetentionConfig;
 /// Marks an update shard 0 passes to the other shards: apply it here, tell no one.
 const APPLY_HERE: &str = "petrelApplyHere";
 
-/// Keys besides retention's that change while running.
+/// Keys besides retention's, flow control's and the TPS limits' that change while running.
 const LIVE_SWITCHES: [&str; 3] = [
     "autoCreateTopicEnable",
     "autoCreateSubscriptionGroup",
@@ -94,6 +95,7 @@ fn read_changed(path: &std::path::Path) -> BTreeMap<String, String> {
 enum Change {
     Retention(RetentionConfig),
     Flow(FlowConfig),
+    Tps(TpsConfig),
     Switch(&'static str, bool),
 }
 
@@ -101,13 +103,14 @@ enum Change {
 fn plan(shard: &Shard, pairs: &[(String, String)]) -> Result<Vec<Change>, String> {
     let mut retention = shard.store.retention();
     let mut flow = shard.store.flow();
+    let mut tps = shard.throttle.config();
     let mut changes = Vec::new();
     for (key, value) in pairs {
         let value = value.trim();
-        let shared = match retention.set(key, value) {
-            None => flow.set(key, value),
-            some => some,
-        };
+        let shared = retention
+            .set(key, value)
+            .or_else(|| flow.set(key, value))
+            .or_else(|| tps.set(key, value));
         if let Some(result) = shared {
             result.map_err(|reason| format!("{key}={value}: {reason}"))?;
             continue;
@@ -134,6 +137,9 @@ fn plan(shard: &Shard, pairs: &[(String, String)]) -> Result<Vec<Change>, String
     if flow != shard.store.flow() {
         changes.push(Change::Flow(flow));
     }
+    if tps != shard.throttle.config() {
+        changes.push(Change::Tps(tps));
+    }
     Ok(changes)
 }
 
@@ -144,6 +150,7 @@ fn apply(shard: &Shard, pairs: &[(String, String)]) -> Result<(), String> {
         match change {
             Change::Retention(r) => shard.store.set_retention(r),
             Change::Flow(f) => shard.store.set_flow(f),
+            Change::Tps(t) => shard.throttle.set_config(t),
             Change::Switch("autoCreateTopicEnable", on) => live.auto_create_topic.set(on),
             Change::Switch("autoCreateSubscriptionGroup", on) => live.auto_create_group.set(on),
             Change::Switch(_, on) => live.slave_read.set(on),

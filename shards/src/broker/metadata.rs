@@ -80,6 +80,7 @@ pub struct SubscriptionGroupConfig {
     pub notify_consumer_ids_changed_enable: bool,
     pub group_sys_flag: i32,
     pub consume_timeout_minute: i32,
+    pub attributes: BTreeMap<String, String>,
 }
 
 impl Default for SubscriptionGroupConfig {
@@ -97,6 +98,7 @@ impl Default for SubscriptionGroupConfig {
             notify_consumer_ids_changed_enable: true,
             group_sys_flag: 0,
             consume_timeout_minute: 15,
+            attributes: BTreeMap::new(),
         }
     }
 }
@@ -231,6 +233,10 @@ impl Metadata {
             .subscription_group_table
             .insert(config.group_name.clone(), config);
         self.groups.data_version.bump();
+    }
+
+    pub fn topic_count(&self) -> usize {
+        self.topics.topic_config_table.len()
     }
 
     pub fn topics_json(&self) -> Vec<u8> {

@@ -8,6 +8,7 @@
 //! every `transactionCheckInterval`, persistence of offsets, delay progress and
 //! transaction state every 5 s, and of queue locks whenever one changes hands.
 
+pub mod attributes;
 pub mod broker_config;
 pub mod clients;
 pub mod holds;
@@ -15,6 +16,8 @@ pub mod locks;
 pub mod metadata;
 mod register;
 pub mod schedule;
+pub mod throttle;
+mod topics;
 pub mod transaction;
 
 use std::cell::{Cell, RefCell};
@@ -32,7 +35,7 @@ use crate::runtime::watermark::Signal;
 use crate::store::Store;
 use clients::Clients;
 use holds::Holds;
-use metadata::{Metadata, SubscriptionGroupConfig, TopicConfig};
+use metadata::{Metadata, TopicConfig};
 
 /// What a shard needs to know; built from `broker.conf` by the process.
 #[derive(Debug, Clone)]
@@ -78,6 +81,12 @@ pub struct ShardConfig {
     pub retention: crate::store::retention::RetentionConfig,
     /// `waitTimeMillsInSendQueue`, `sendThreadPoolQueueCapacity`, `sendQueueMaxBytes`.
     pub flow: crate::store::flow::FlowConfig,
+    /// TPS limits per topic and group (F34).
+    pub tps: throttle::TpsConfig,
+    /// `topicCountMax` (Petrel's): topics one shard holds at most.
+    pub topic_count_max: usize,
+    /// `splitRegistrationSize`: topics per REGISTER_BROKER request.
+    pub split_registration_size: usize,
     /// Every broker.conf key with its value at start-up (GET_BROKER_CONFIG).
     pub broker_properties: Vec<(String, String)>,
 }
@@ -132,6 +141,7 @@ pub struct Shard {
     pub broker_config: Rc<broker_config::BrokerConfig>,
     /// Client connections open on this shard's listeners.
     pub open_connections: Cell<usize>,
+    pub throttle: throttle::Throttle,
 }
 
 impl Shard {
@@ -165,6 +175,7 @@ impl Shard {
         let in_memory_window_bytes = physical_memory_bytes() / 100 * config.in_memory_ratio_percent;
         let broker_config = Rc::new(broker_config::BrokerConfig::new(&config));
         Rc::new(Shard {
+            throttle: throttle::Throttle::new(config.tps, config.shard_count),
             broker_config,
             open_connections: Cell::new(0),
             config,
@@ -213,98 +224,6 @@ impl Shard {
         let n = self.next_queue.get();
         self.next_queue.set(n.wrapping_add(1));
         (n % write_queue_nums.max(1) as u32) as i32
-    }
-
-    /// Creates or replaces a topic, persists the table and re-registers with name servers.
-    pub fn put_topic(&self, config: TopicConfig) {
-        self.meta.borrow_mut().put_topic(config);
-        self.register_now.raise();
-        self.metadata_changed.raise();
-    }
-
-    /// Creates a one-queue topic (retry, dead-letter, discarded transactions) the first time
-    /// it is needed.
-    pub fn ensure_topic(&self, topic: &str) {
-        let missing = self.meta.borrow().topic(topic).is_none();
-        if missing {
-            self.put_topic(TopicConfig::new(topic, 1, metadata::perm::READ_WRITE));
-        }
-    }
-
-    /// The real queue (`REAL_TOPIC`, `REAL_QID`) a parked message — delayed, or half of a
-    /// transaction — belongs to, if it still exists here.
-    pub fn real_queue(&self, props: &crate::record::Properties) -> Result<(String, i32), String> {
-        use crate::record::property;
-        let topic = props.get(property::REAL_TOPIC).ok_or("no REAL_TOPIC")?;
-        let queue_id: i32 = props
-            .get(property::REAL_QID)
-            .and_then(|q| q.parse().ok())
-            .ok_or("no REAL_QID")?;
-        let exists = self
-            .meta
-            .borrow()
-            .topic(topic)
-            .is_some_and(|t| queue_id >= 0 && queue_id < t.queue_count());
-        if !exists {
-            return Err(format!("its queue {topic}/{queue_id} does not exist"));
-        }
-        Ok((topic.to_string(), queue_id))
-    }
-
-    /// Creates or replaces a subscription group and persists the table.
-    pub fn put_group(&self, config: SubscriptionGroupConfig) {
-        self.meta.borrow_mut().put_group(config);
-        self.metadata_changed.raise();
-    }
-
-    /// Remembers that producer group `group` sends to `topic`.
-    pub fn note_publisher(&self, topic: &str, group: &str) {
-        let mut publishers = self.publishers.borrow_mut();
-        match publishers.get_mut(topic) {
-            Some(groups) if groups.iter().any(|g| g == group) => {}
-            Some(groups) => groups.push(group.to_string()),
-            None => {
-                publishers.insert(topic.to_string(), vec![group.to_string()]);
-            }
-        }
-    }
-
-    /// Why `topic` cannot be deleted now: a live consumer or producer uses it (F36).
-    pub fn topic_in_use(&self, topic: &str) -> Option<String> {
-        let clients = self.clients.borrow();
-        if let Some(group) = clients.consumer_of(topic) {
-            return Some(format!("topic {topic} is consuming by consumer {group}"));
-        }
-        let publishers = self.publishers.borrow();
-        let producer = publishers
-            .get(topic)
-            .and_then(|groups| groups.iter().find(|g| clients.producer_online(g)));
-        producer.map(|group| format!("topic {topic} is publishing by producer {group}"))
-    }
-
-    /// Deletes a topic's config and every group's offsets on it; its messages stay in the
-    /// log. False if the topic is unknown here.
-    pub fn delete_topic(&self, topic: &str) -> bool {
-        if !self.meta.borrow_mut().remove_topic(topic) {
-            return false;
-        }
-        self.store.offsets.borrow_mut().remove_topic(topic);
-        self.publishers.borrow_mut().remove(topic);
-        self.register_now.raise();
-        self.metadata_changed.raise();
-        true
-    }
-
-    /// Deletes a group's config, and with `clean_offsets` its offsets. False if unknown.
-    pub fn delete_group(&self, group: &str, clean_offsets: bool) -> bool {
-        if !self.meta.borrow_mut().remove_group(group) {
-            return false;
-        }
-        if clean_offsets {
-            self.store.offsets.borrow_mut().remove_group(group);
-        }
-        self.metadata_changed.raise();
-        true
     }
 
     /// A slave notes the master HA address a name server gave at registration (the

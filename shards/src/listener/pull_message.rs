@@ -5,7 +5,8 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::broker::holds::{HeldPull, HOLD_MAX};
-use crate::broker::metadata::{perm, SubscriptionGroupConfig};
+use crate::broker::metadata::{self, perm, SubscriptionGroupConfig};
+use crate::broker::throttle::{self, Allowance};
 use crate::broker::Shard;
 use crate::consume_queue::{PullLimits, TagFilter};
 use crate::net::Connection;
@@ -88,7 +89,26 @@ pub fn execute(
             header.commit_offset,
         );
     }
-    let (reply, last_read) = read(shard, cmd, &header, &filter);
+    let allowance = shard.throttle.consume_allowance(
+        &header.topic,
+        &header.consumer_group,
+        || shard.topic_attribute(&header.topic, throttle::CONSUME_ATTRIBUTE),
+        || group.attributes.get(throttle::CONSUME_ATTRIBUTE).cloned(),
+    );
+    let (mut hold_max, mut cap) = (HOLD_MAX, usize::MAX);
+    let (reply, last_read) = match allowance {
+        Allowance::Wait(wait, by) => {
+            // Held (if the client lets it be) until a message may go, then answered.
+            hold_max = wait.max(Duration::from_millis(1));
+            (throttled(shard, cmd, &header, by), None)
+        }
+        allowance => {
+            if let Allowance::Messages(n) = allowance {
+                cap = n;
+            }
+            read(shard, cmd, &header, &filter, cap)
+        }
+    };
     let reply = redirect(shard, &group, reply, last_read);
     if reply.code == response::SUCCESS {
         if let Some(next) = reply.field("nextBeginOffset").and_then(|v| v.parse().ok()) {
@@ -109,7 +129,8 @@ pub fn execute(
             Duration::from_millis(header.suspend_timeout_millis.max(0) as u64).min(HOLD_MAX)
         } else {
             shard.config.short_polling_time
-        };
+        }
+        .min(hold_max);
         let held = HeldPull {
             conn: Rc::downgrade(conn),
             request: cmd.clone(),
@@ -131,6 +152,8 @@ fn checks(
     cmd: &RemotingCommand,
     header: &PullMessageHeader,
 ) -> Result<(TagFilter, SubscriptionGroupConfig), RemotingCommand> {
+    metadata::validate_name("group", &header.consumer_group, metadata::GROUP_NAME_MAX)
+        .map_err(|e| fail(cmd, response::INVALID_PARAMETER, e.to_string()))?;
     let group = ensure_group(shard, &header.consumer_group).ok_or_else(|| {
         fail(
             cmd,
@@ -244,7 +267,9 @@ pub fn ensure_group(shard: &Shard, group: &str) -> Option<SubscriptionGroupConfi
     if let Some(g) = shard.meta.borrow().group(group) {
         return Some(g.clone());
     }
-    if !shard.broker_config.auto_create_group.get() {
+    if !shard.broker_config.auto_create_group.get()
+        || metadata::validate_name("group", group, metadata::GROUP_NAME_MAX).is_err()
+    {
         return None;
     }
     let config = SubscriptionGroupConfig {
@@ -255,12 +280,30 @@ pub fn ensure_group(shard: &Shard, group: &str) -> Option<SubscriptionGroupConfi
     Some(config)
 }
 
+/// A pull over a TPS limit: nothing now, and where to go on from.
+fn throttled(
+    shard: &Shard,
+    cmd: &RemotingCommand,
+    header: &PullMessageHeader,
+    by: &str,
+) -> RemotingCommand {
+    let (topic, queue_id) = (&header.topic, header.queue_id);
+    RemotingCommand::response(response::PULL_NOT_FOUND, cmd.opaque)
+        .with_remark(format!(
+            "[TPSLIMIT] the {by}'s consume TPS limit is reached, try again later"
+        ))
+        .with_field("nextBeginOffset", header.queue_offset.max(0))
+        .with_field("minOffset", shard.store.min_offset(topic, queue_id))
+        .with_field("maxOffset", shard.store.max_offset(topic, queue_id))
+}
+
 /// The read table of spec §4.4; with the log offset of the last record read, if any.
 fn read(
     shard: &Shard,
     cmd: &RemotingCommand,
     header: &PullMessageHeader,
     filter: &TagFilter,
+    cap: usize,
 ) -> (RemotingCommand, Option<u64>) {
     let requested = header.queue_offset.max(0) as u64;
     let queues = shard.store.queues();
@@ -308,7 +351,9 @@ fn read(
         );
     }
     let limits = PullLimits {
-        messages_max: (header.max_msg_nums.max(1) as usize).min(PULL_MESSAGES_MAX),
+        messages_max: (header.max_msg_nums.max(1) as usize)
+            .min(PULL_MESSAGES_MAX)
+            .min(cap),
         bytes_max: header
             .max_msg_bytes
             .map_or(PULL_BYTES_MAX, |b| (b.max(1) as usize).min(PULL_BYTES_MAX)),
@@ -358,6 +403,9 @@ fn read(
         .take_while(|(o, _)| *o < next)
         .count() as u64;
     shard.messages_got.set(shard.messages_got.get() + served);
+    shard
+        .throttle
+        .consumed(&header.topic, &header.consumer_group, served as usize);
     let found = answer(response::SUCCESS, "FOUND", next).with_body(body.into());
     (found, last_read)
 }

@@ -7,7 +7,7 @@ use std::rc::Rc;
 
 use crate::broker::metadata::{self, perm, TopicConfig, AUTO_CREATE_TOPIC_KEY};
 use crate::broker::Shard;
-use crate::broker::{schedule, transaction};
+use crate::broker::{schedule, throttle, transaction};
 use crate::net::Connection;
 use crate::record::{self, find_property, property, sys_flag, BatchIter, MessageToStore};
 use crate::remarks;
@@ -93,6 +93,17 @@ fn prepare(
             remarks::NO_PERMISSION_WRITE,
         ));
     }
+    let messages = if cmd.code == request::SEND_BATCH_MESSAGE {
+        BatchIter::new(&cmd.body).count()
+    } else {
+        1
+    };
+    shard
+        .throttle
+        .admit_produce(&header.topic, messages, || {
+            shard.topic_attribute(&header.topic, throttle::PRODUCE_ATTRIBUTE)
+        })
+        .map_err(|remark| fail(cmd, response::SYSTEM_BUSY, remark))?;
     let queue_id = if header.queue_id < 0 {
         shard.pick_queue(topic.write_queue_nums)
     } else {
@@ -215,7 +226,7 @@ fn topic_for_send(shard: &Shard, header: &SendMessageHeader) -> Result<SendTarge
         topic.write_queue_nums
     );
     let target = SendTarget::of(&topic);
-    shard.put_topic(topic);
+    shard.create_topic(topic)?;
     Ok(target)
 }
 

@@ -4,6 +4,7 @@
 
 use bytes::Bytes;
 
+use crate::broker::attributes::{self, Owner};
 use crate::broker::metadata::{self, SubscriptionGroupConfig, TopicConfig};
 use crate::broker::Shard;
 use crate::remoting::headers::{Fields, HeaderError};
@@ -60,7 +61,7 @@ pub fn parse_topic(cmd: &RemotingCommand) -> Result<TopicConfig, RemotingCommand
 }
 
 pub fn update_and_create_topic(shard: &Shard, cmd: &RemotingCommand) -> RemotingCommand {
-    match parse_topic(cmd) {
+    match parse_topic(cmd).and_then(|topic| with_attributes(shard, cmd, topic)) {
         Ok(topic) => {
             log::info!(
                 "shard {}: topic {} now has {}/{} queues, perm {}",
@@ -70,11 +71,36 @@ pub fn update_and_create_topic(shard: &Shard, cmd: &RemotingCommand) -> Remoting
                 topic.write_queue_nums,
                 topic.perm
             );
-            shard.put_topic(topic);
-            RemotingCommand::response(response::SUCCESS, cmd.opaque)
+            match shard.create_topic(topic) {
+                Ok(()) => RemotingCommand::response(response::SUCCESS, cmd.opaque),
+                Err(remark) => fail(cmd, response::SYSTEM_ERROR, remark),
+            }
         }
         Err(reply) => reply,
     }
+}
+
+/// The topic with the request's attribute changes (`attributes`, `+k=v,-k2`) applied to
+/// the ones it has.
+fn with_attributes(
+    shard: &Shard,
+    cmd: &RemotingCommand,
+    mut topic: TopicConfig,
+) -> Result<TopicConfig, RemotingCommand> {
+    let current = shard.meta.borrow().topic(&topic.topic_name).cloned();
+    let modification = cmd.field("attributes").unwrap_or("");
+    let altered = attributes::parse_modification(modification).and_then(|pairs| {
+        let now = current.as_ref().map(|t| &t.attributes);
+        let empty = Default::default();
+        attributes::alter(
+            Owner::Topic,
+            now.unwrap_or(&empty),
+            &pairs,
+            current.is_none(),
+        )
+    });
+    topic.attributes = altered.map_err(|e| fail(cmd, response::INVALID_PARAMETER, e))?;
+    Ok(topic)
 }
 
 pub fn all_topic_config(shard: &Shard, cmd: &RemotingCommand) -> RemotingCommand {
@@ -83,7 +109,7 @@ pub fn all_topic_config(shard: &Shard, cmd: &RemotingCommand) -> RemotingCommand
 }
 
 pub fn update_and_create_group(shard: &Shard, cmd: &RemotingCommand) -> RemotingCommand {
-    let config: SubscriptionGroupConfig = match serde_json::from_slice(&cmd.body) {
+    let mut config: SubscriptionGroupConfig = match serde_json::from_slice(&cmd.body) {
         Ok(c) => c,
         Err(e) => {
             return fail(
@@ -95,6 +121,17 @@ pub fn update_and_create_group(shard: &Shard, cmd: &RemotingCommand) -> Remoting
     };
     if let Err(e) = metadata::validate_name("group", &config.group_name, metadata::GROUP_NAME_MAX) {
         return fail(cmd, response::INVALID_PARAMETER, e.to_string());
+    }
+    // The body's attributes are changes (`+k`/`-k` keys) to the group's current ones.
+    let current = shard.meta.borrow().group(&config.group_name).cloned();
+    let pairs: Vec<(String, String)> = std::mem::take(&mut config.attributes).into_iter().collect();
+    let now = current
+        .as_ref()
+        .map(|g| g.attributes.clone())
+        .unwrap_or_default();
+    match attributes::alter(Owner::Group, &now, &pairs, current.is_none()) {
+        Ok(altered) => config.attributes = altered,
+        Err(e) => return fail(cmd, response::INVALID_PARAMETER, e),
     }
     shard.put_group(config);
     RemotingCommand::response(response::SUCCESS, cmd.opaque)
