@@ -176,6 +176,24 @@ fn oversized_body_bad_names_and_unknown_codes_get_clear_errors() {
         reply.remark.as_deref(),
         Some(" request type 9999 not supported")
     );
+    // The broker says so in its log once per code, however often it is asked.
+    for code in [9999, 9999, 9998] {
+        let cmd = RemotingCommand::request(code, ExtFields::new(), Bytes::new());
+        assert_eq!(
+            client.call(&addr, cmd).unwrap().code,
+            response::REQUEST_CODE_NOT_SUPPORTED
+        );
+    }
+    let mut lines = Vec::new();
+    let said = |lines: &[String], code: i32| {
+        let text = format!("request code {code} from");
+        lines.iter().filter(|l| l.contains(&text)).count()
+    };
+    eventually(Duration::from_secs(5), || {
+        lines.extend(petrel.stderr_lines());
+        (said(&lines, 9998) == 1).then_some(())
+    });
+    assert_eq!(said(&lines, 9999), 1, "{lines:?}");
 }
 
 #[test]

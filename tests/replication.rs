@@ -7,79 +7,12 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
+use common::pair::{
+    max_offset, segments, send, send_one, slave, slave_of, stage, MAX_MESSAGE, SHARDS,
+};
 use common::{eventually, pull_all, queue, Petrel};
-use petrel::client::{properties, Client, Message, SendResult};
-use petrel_shards::broker::metadata::TopicConfig;
+use petrel::client::{properties, Client, Message, MessageExt};
 use petrel_shards::remoting::{request, response};
-
-const SHARDS: usize = 2;
-/// Small segments, so the stream crosses segment ends (and their blank markers).
-const SEGMENT: &str = "mappedFileSizeCommitLog=262144";
-const MAX_MESSAGE: &str = "maxMessageSize=65536";
-
-fn master(store: &Path, namesrv: &str, extra: &[&str]) -> Petrel {
-    let mut props = vec![
-        format!("namesrvAddr={namesrv}"),
-        format!("shards={SHARDS}"),
-        SEGMENT.to_string(),
-        MAX_MESSAGE.to_string(),
-    ];
-    props.extend(extra.iter().map(|s| s.to_string()));
-    let props: Vec<&str> = props.iter().map(String::as_str).collect();
-    Petrel::start("broker", store, &props)
-}
-
-fn slave(store: &Path, namesrv: &str, master_ha: &str) -> Petrel {
-    let master = format!("haMasterAddress={master_ha}");
-    slave_of(store, namesrv, Some(&master))
-}
-
-/// A slave, following `master` (`haMasterAddress=…`) or, without, the master its name server
-/// names.
-fn slave_of(store: &Path, namesrv: &str, master: Option<&str>) -> Petrel {
-    let ns = format!("namesrvAddr={namesrv}");
-    let shards = format!("shards={SHARDS}");
-    let mut props = vec![
-        ns.as_str(),
-        &shards,
-        SEGMENT,
-        MAX_MESSAGE,
-        "brokerRole=SLAVE",
-        "brokerId=1",
-    ];
-    props.extend(master);
-    Petrel::start("broker", store, &props)
-}
-
-/// Sends message `i` (3 KiB) to queue `(i / 2) % 2` of shard `i % 2`.
-fn send_one(client: &mut Client, broker: &Petrel, i: usize) -> SendResult {
-    let (name, addr) = &broker.brokers()[i % SHARDS];
-    let q = queue("Replicated", name, ((i / SHARDS) % 2) as i32);
-    let body = format!("m{i:05}-{}", "x".repeat(3000));
-    let msg = Message::new(body, properties(Some("T"), Some(&format!("k{i}")), &[]));
-    client.send_to(addr, &q, &msg).unwrap()
-}
-
-/// Sends messages `from..from + n`, each acknowledged as stored.
-fn send(client: &mut Client, broker: &Petrel, from: usize, n: usize) {
-    for i in from..from + n {
-        assert_eq!(send_one(client, broker, i).code, response::SUCCESS);
-    }
-}
-
-fn max_offset(client: &mut Client, addr: &str, queue_id: i32) -> i64 {
-    let reply = client
-        .call_fields(
-            addr,
-            request::GET_MAX_OFFSET,
-            &[
-                ("topic", "Replicated".into()),
-                ("queueId", queue_id.to_string()),
-            ],
-        )
-        .unwrap();
-    reply.field("offset").unwrap().parse().unwrap()
-}
 
 /// Every queue of the slave holds what the master's does, message for message.
 fn assert_same_queues(client: &mut Client, master: &Petrel, slave: &Petrel, total: usize) {
@@ -111,71 +44,6 @@ fn assert_same_queues(client: &mut Client, master: &Petrel, slave: &Petrel, tota
         }
     }
     assert_eq!(seen, total);
-}
-
-/// The commit-log segments of one shard, as (name, bytes up to the last non-zero byte).
-fn segments(store: &Path, shard: usize) -> Vec<(String, Vec<u8>)> {
-    let dir = store.join(format!("shard-{shard}/commitlog"));
-    let mut names: Vec<String> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    names.sort();
-    names
-        .into_iter()
-        .map(|name| {
-            let mut bytes = std::fs::read(dir.join(&name)).unwrap();
-            let used = bytes.iter().rposition(|b| *b != 0).map_or(0, |p| p + 1);
-            bytes.truncate(used);
-            (name, bytes)
-        })
-        .filter(|(_, bytes)| !bytes.is_empty())
-        .collect()
-}
-
-/// A name server and the stores of a master and its slave.
-struct Stage {
-    ns: String,
-    m_dir: tempfile::TempDir,
-    s_dir: tempfile::TempDir,
-    _namesrv: Petrel,
-    _ns_dir: tempfile::TempDir,
-}
-
-impl Stage {
-    /// The name server's address, both stores, and a client of the name server.
-    fn parts(&self) -> (&str, &Path, &Path, Client) {
-        (
-            &self.ns,
-            self.m_dir.path(),
-            self.s_dir.path(),
-            Client::new(&self.ns),
-        )
-    }
-}
-
-/// Starts a name server and a master (with `extra` in its config) that has the topic
-/// `Replicated`: 4 queues, 2 on each shard.
-fn stage(extra: &[&str]) -> (Stage, Petrel) {
-    let ns_dir = tempfile::tempdir().unwrap();
-    let namesrv = Petrel::start("namesrv", ns_dir.path(), &[]);
-    let ns = namesrv.namesrv();
-    let m_dir = tempfile::tempdir().unwrap();
-    let master_broker = master(m_dir.path(), &ns, extra);
-    Client::new(&ns)
-        .create_topic(
-            &master_broker.front_door(),
-            &TopicConfig::new("Replicated", 4, 6),
-        )
-        .unwrap();
-    let stage = Stage {
-        ns,
-        m_dir,
-        s_dir: tempfile::tempdir().unwrap(),
-        _namesrv: namesrv,
-        _ns_dir: ns_dir,
-    };
-    (stage, master_broker)
 }
 
 /// Both stores hold the same commit-log bytes at the same offsets, segment for segment.
@@ -313,8 +181,11 @@ fn a_slave_that_does_not_match_its_master_is_refused_with_the_reason() {
 fn a_sync_master_answers_once_its_slave_holds_a_message_and_says_when_it_cannot() {
     let (stage, master_broker) = stage(&["brokerRole=SYNC_MASTER", "syncFlushTimeout=2000"]);
     let (ns, s_dir, mut client) = (&stage.ns, stage.s_dir.path(), Client::new(&stage.ns));
-    // No slave yet: stored on the master alone, and said so.
+    // No slave yet: stored on the master alone, and said so; a message given back too.
     assert_eq!(send_one(&mut client, &master_broker, 0).code, 11);
+    let (name, m_addr) = master_broker.brokers()[0].clone();
+    let first = pull_all(&mut client, &m_addr, &queue("Replicated", &name, 0), "*");
+    assert_eq!(give_back(&mut client, &m_addr, &first[0]), 11);
     let slave_broker = slave(s_dir, ns, &master_broker.ha_addr());
     let mut i = 1;
     eventually(Duration::from_secs(20), || {
@@ -334,6 +205,17 @@ fn a_sync_master_answers_once_its_slave_holds_a_message_and_says_when_it_cannot(
         );
         i += 1;
     }
+    // A message given back is answered once the slave holds its dead letter.
+    let given: Vec<_> = pull_all(&mut client, &m_addr, &queue("Replicated", &name, 0), "*");
+    let s_addr = slave_broker.brokers()[0].1.clone();
+    let held_before = dead_letters(&mut client, &s_addr);
+    for (n, m) in given.iter().take(5).enumerate() {
+        assert_eq!(give_back(&mut client, &m_addr, m), response::SUCCESS);
+        assert_eq!(
+            dead_letters(&mut client, &s_addr),
+            held_before + n as i64 + 1
+        );
+    }
     // The slave dies: no send is answered as replicated, and the loss is noticed.
     slave_broker.kill9();
     let mut codes = Vec::new();
@@ -350,6 +232,32 @@ fn a_sync_master_answers_once_its_slave_holds_a_message_and_says_when_it_cannot(
         (send_one(&mut client, &master_broker, i - 1).code == response::SUCCESS).then_some(())
     });
     assert_same_queues(&mut client, &master_broker, &slave_broker, i);
+}
+
+/// Gives `m` back as a consumer of `GBack` would, straight to its dead-letter queue: the code
+/// of the answer.
+fn give_back(client: &mut Client, addr: &str, m: &MessageExt) -> i32 {
+    let fields = [
+        ("offset", m.commit_log_offset.to_string()),
+        ("group", "GBack".to_string()),
+        ("delayLevel", "-1".to_string()),
+        ("originMsgId", m.msg_id.clone()),
+        ("originTopic", m.topic.clone()),
+    ];
+    let reply = client.call_fields(addr, request::CONSUMER_SEND_MSG_BACK, &fields);
+    reply.unwrap().code
+}
+
+/// Messages in `%DLQ%GBack` at `addr`.
+fn dead_letters(client: &mut Client, addr: &str) -> i64 {
+    let fields = [
+        ("topic", "%DLQ%GBack".to_string()),
+        ("queueId", "0".to_string()),
+    ];
+    let reply = client
+        .call_fields(addr, request::GET_MAX_OFFSET, &fields)
+        .unwrap();
+    reply.field("offset").map_or(0, |o| o.parse().unwrap())
 }
 
 fn committed(client: &mut Client, addr: &str, queue_id: i32) -> Option<i64> {

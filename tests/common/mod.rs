@@ -8,6 +8,7 @@
 pub mod disk;
 pub mod ha;
 pub mod java;
+pub mod pair;
 
 use std::io::{BufRead, BufReader};
 

@@ -80,6 +80,8 @@ pub struct CommitLog {
     preallocation_failed: std::cell::Cell<bool>,
     /// When the write in flight began, if one is.
     write_started: std::cell::Cell<Option<std::time::Instant>>,
+    /// Where a slave's log last started again (`restart_at`): no segment below is made.
+    restarted_at: std::cell::Cell<u64>,
 }
 
 impl CommitLog {
@@ -173,6 +175,7 @@ impl CommitLog {
             want_segment: Signal::default(),
             preallocation_failed: std::cell::Cell::new(false),
             write_started: std::cell::Cell::new(None),
+            restarted_at: std::cell::Cell::new(0),
         };
         Ok(Rc::new(log))
     }
@@ -302,7 +305,12 @@ impl CommitLog {
                     }
                     failures = 0;
                     self.preallocation_failed.set(false);
-                    if !self.has_segment(want) {
+                    if want < self.restarted_at.get() {
+                        // The log started again past it (`restart_at`) while it was made.
+                        let path = segment.path.clone();
+                        drop(segment);
+                        let _ = glommio::io::remove(&path).await;
+                    } else if !self.has_segment(want) {
                         let mut segments = self.segments.borrow_mut();
                         let at = segments.partition_point(|s| s.base < want);
                         segments.insert(at, segment);

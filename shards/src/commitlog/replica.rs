@@ -1,7 +1,7 @@
 //! A slave's log: entries copied from its master at the same offsets, the master's segment
-//! seals, and the cut a replica that parted from its master makes before it follows again.
+//! seals, a new start where the master's log now starts, and the cut a replica that parted from its master makes before it follows again.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::entry::{self, BLANK_BYTES};
 use super::{list_segments, segment, CommitLog};
@@ -46,6 +46,36 @@ impl CommitLog {
         self.reserved_end.set(start + remaining);
         self.wake_writer.raise();
         Ok(start + remaining)
+    }
+
+    /// Starts the log again at `first`, a segment's first offset past its end: for a slave
+    /// whose master's log now starts there (retention deleted what this log lacks). Every
+    /// segment below `first` is closed and its path returned for the caller to remove; the
+    /// next replica bytes go at `first`. Nothing may wait to be written.
+    pub fn restart_at(&self, first: u64) -> Result<Vec<PathBuf>, String> {
+        let end = self.reserved_end.get();
+        if !self.pending.borrow().bytes.is_empty() || self.durable.get() != end {
+            return Err(format!(
+                "restart at {first}: bytes below {end} wait to be written"
+            ));
+        }
+        if first <= end || !first.is_multiple_of(self.config.segment_bytes) {
+            return Err(format!(
+                "restart at {first}: not a segment start past the log end {end}"
+            ));
+        }
+        let doomed: Vec<PathBuf> = {
+            let mut segments = self.segments.borrow_mut();
+            let below = segments.partition_point(|s| s.base < first);
+            segments.drain(..below).map(|s| s.path).collect()
+        };
+        self.restarted_at.set(first);
+        self.pending.borrow_mut().start = first;
+        self.reserved_end.set(first);
+        self.synced.set(first);
+        self.durable.advance(first);
+        self.want_segment.raise();
+        Ok(doomed)
     }
 }
 

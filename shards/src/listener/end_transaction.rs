@@ -1,11 +1,13 @@
 //! END_TRANSACTION (37), spec §4.9: a producer's outcome for a half message, after its local
 //! transaction or when answering a check-back. Usually oneway; when it is not, the answer
-//! waits until what it wrote is durable, as a send's does.
+//! waits until what it wrote is durable (and, on a SYNC_MASTER, on the slave), as a send's
+//! does.
 
 use std::rc::Rc;
 
 use crate::broker::transaction::{self, Outcome};
 use crate::broker::{metadata, Shard};
+use crate::listener::send_message::answer_stored;
 use crate::net::Connection;
 use crate::remoting::headers::{Fields, HeaderError};
 use crate::remoting::{response, RemotingCommand};
@@ -64,7 +66,7 @@ pub fn handle(shard: &Shard, conn: &Rc<Connection>, cmd: &RemotingCommand) {
         return;
     }
     match result {
-        Ok(Some(end)) => conn.send_after_durable(end, &reply(response::SUCCESS)),
+        Ok(Some(end)) => answer_stored(shard, conn, reply(response::SUCCESS), end),
         Ok(None) => conn.send(&reply(response::SUCCESS)),
         Err(remark) => conn.send(&reply(response::SYSTEM_ERROR).with_remark(remark)),
     }

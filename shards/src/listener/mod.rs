@@ -109,7 +109,7 @@ pub fn dispatch(shard: &Shard, conn: &Rc<Connection>, cmd: RemotingCommand) {
             return crate::broker::broker_config::update(shard, conn, &cmd)
         }
         request::GET_CONSUME_STATS => consume_stats::consume_stats(shard, &cmd),
-        request::CONSUMER_SEND_MSG_BACK => send_back::send_back(shard, &cmd),
+        request::CONSUMER_SEND_MSG_BACK => return send_back::handle(shard, conn, &cmd),
         request::LOCK_BATCH_MQ => return rebalance_lock::lock_batch(shard, conn, &cmd),
         request::UNLOCK_BATCH_MQ => rebalance_lock::unlock_batch(shard, &cmd),
         request::UPDATE_AND_CREATE_TOPIC => topic_admin::update_and_create_topic(shard, &cmd),
@@ -121,8 +121,11 @@ pub fn dispatch(shard: &Shard, conn: &Rc<Connection>, cmd: RemotingCommand) {
         request::DELETE_SUBSCRIPTIONGROUP => topic_admin::delete_group(shard, &cmd),
         request::GET_CONSUMER_CONNECTION_LIST => topic_admin::consumer_connection(shard, &cmd),
         request::GET_PRODUCER_CONNECTION_LIST => topic_admin::producer_connection(shard, &cmd),
-        other => RemotingCommand::response(response::REQUEST_CODE_NOT_SUPPORTED, cmd.opaque)
-            .with_remark(remarks::request_code_not_supported(other)),
+        other => {
+            warn_unsupported_once(shard, other, conn);
+            RemotingCommand::response(response::REQUEST_CODE_NOT_SUPPORTED, cmd.opaque)
+                .with_remark(remarks::request_code_not_supported(other))
+        }
     };
     if !cmd.is_oneway() {
         conn.send(&reply);
@@ -213,5 +216,22 @@ pub async fn accept_loop<H: Handler + 'static>(
                 glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
             }
         }
+    }
+}
+
+thread_local! {
+    /// Request codes this shard (its thread) answered "not supported" to already.
+    static UNSUPPORTED_SEEN: std::cell::RefCell<std::collections::HashSet<i32>> =
+        Default::default();
+}
+
+/// One warning per request code a shard does not serve, naming the code and who asked first.
+fn warn_unsupported_once(shard: &Shard, code: i32, conn: &Connection) {
+    if UNSUPPORTED_SEEN.with(|seen| seen.borrow_mut().insert(code)) {
+        log::warn!(
+            "shard {}: request code {code} from {} is not supported (answered REQUEST_CODE_NOT_SUPPORTED; said once per code)",
+            shard.config.shard_id,
+            conn.peer
+        );
     }
 }

@@ -1,12 +1,18 @@
 //! CONSUMER_SEND_MSG_BACK (36), spec §4.8 and §6.5: a consumer gives a message back. It goes
 //! to `%RETRY%<group>` after the delay of level `3 + reconsumeTimes` (or the level asked for),
 //! with `reconsumeTimes + 1`, or, once it was consumed `maxReconsumeTimes` times (or when the
-//! level is negative), to `%DLQ%<group>`, which nothing consumes on its own.
+//! level is negative), to `%DLQ%<group>`, which nothing consumes on its own. Answered once
+//! the retry record is durable (and, on a SYNC_MASTER, on the slave): a consumer moves past
+//! the message it gave back only when the retry cannot be lost.
+
+use std::rc::Rc;
 
 use crate::broker::metadata;
 use crate::broker::{schedule, Shard};
 use crate::listener::pull_message::ensure_group;
 use crate::listener::query_message::record_at;
+use crate::listener::send_message::answer_stored;
+use crate::net::Connection;
 use crate::record::{self, decode_properties, encode_properties, property, MessageToStore};
 use crate::remarks;
 use crate::remoting::headers::{Fields, HeaderError};
@@ -15,7 +21,17 @@ use crate::remoting::{response, RemotingCommand};
 /// RocketMQ's default `maxReconsumeTimes`.
 const MAX_RECONSUME_TIMES: i32 = 16;
 
-pub fn send_back(shard: &Shard, cmd: &RemotingCommand) -> RemotingCommand {
+pub fn handle(shard: &Shard, conn: &Rc<Connection>, cmd: &RemotingCommand) {
+    let (reply, stored) = send_back(shard, cmd);
+    match stored {
+        _ if cmd.is_oneway() => {}
+        Some(end) => answer_stored(shard, conn, reply, end),
+        None => conn.send(&reply),
+    }
+}
+
+/// The answer, and where the log must be durable (and replicated) before it is given.
+fn send_back(shard: &Shard, cmd: &RemotingCommand) -> (RemotingCommand, Option<u64>) {
     let reply = |code: i32| RemotingCommand::response(code, cmd.opaque);
     let f = Fields(&cmd.ext_fields);
     let parsed = (|| {
@@ -28,18 +44,26 @@ pub fn send_back(shard: &Shard, cmd: &RemotingCommand) -> RemotingCommand {
     })();
     let (offset, group, level, max_times) = match parsed {
         Ok(p) => p,
-        Err(e) => return reply(response::SYSTEM_ERROR).with_remark(e.to_string()),
+        Err(e) => {
+            return (
+                reply(response::SYSTEM_ERROR).with_remark(e.to_string()),
+                None,
+            )
+        }
     };
     let Some(group_config) = ensure_group(shard, group) else {
-        return reply(response::SUBSCRIPTION_GROUP_NOT_EXIST)
-            .with_remark(remarks::subscription_group_not_exist(group));
+        let remark = remarks::subscription_group_not_exist(group);
+        return (
+            reply(response::SUBSCRIPTION_GROUP_NOT_EXIST).with_remark(remark),
+            None,
+        );
     };
     if group_config.retry_queue_nums <= 0 {
-        return reply(response::SUCCESS);
+        return (reply(response::SUCCESS), None);
     }
     let Some(bytes) = record_at(shard, offset) else {
-        return reply(response::SYSTEM_ERROR)
-            .with_remark(format!("look message by offset failed, {offset}"));
+        let remark = format!("look message by offset failed, {offset}");
+        return (reply(response::SYSTEM_ERROR).with_remark(remark), None);
     };
     let view = record::decode(&bytes).expect("record_at checked it decodes");
     let max = max_times
@@ -82,7 +106,7 @@ pub fn send_back(shard: &Shard, cmd: &RemotingCommand) -> RemotingCommand {
     };
     let properties = encode_properties(&props);
     let store_timestamp = metadata::now_ms();
-    shard.store.append(&MessageToStore {
+    let appended = shard.store.append(&MessageToStore {
         reconsume_times: view.reconsume_times + 1,
         ..MessageToStore::again(
             &view,
@@ -93,5 +117,5 @@ pub fn send_back(shard: &Shard, cmd: &RemotingCommand) -> RemotingCommand {
             shard.config.advertised_addr,
         )
     });
-    reply(response::SUCCESS)
+    (reply(response::SUCCESS), Some(appended.end))
 }

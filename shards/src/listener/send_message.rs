@@ -31,11 +31,12 @@ pub fn handle(shard: &Shard, conn: &Rc<Connection>, cmd: &RemotingCommand) {
     }
 }
 
-/// Answers a stored send once it is durable; on a SYNC_MASTER, once its slave holds it too,
+/// Answers a stored write (a send, a send-back, a transaction's end) once it is durable; on a
+/// SYNC_MASTER, once its slave holds it too,
 /// or with SLAVE_NOT_AVAILABLE (no slave in sync: stored on the master alone) or
 /// FLUSH_SLAVE_TIMEOUT (the slave did not confirm within `syncFlushTimeout`), the statuses
 /// stock clients map to their SendStatus.
-fn answer_stored(shard: &Shard, conn: &Rc<Connection>, mut reply: RemotingCommand, end: u64) {
+pub fn answer_stored(shard: &Shard, conn: &Rc<Connection>, mut reply: RemotingCommand, end: u64) {
     let replicated = &shard.store.replicated;
     if !replicated.sync {
         return conn.send_after_durable(end, &reply);

@@ -39,6 +39,10 @@ pub enum Frame {
     /// Master → slave: the slave's log holds records the master's does not; the two agree
     /// below `agreed`, where the slave must cut its log before it can follow.
     Diverged { agreed: u64 },
+    /// Master → slave: the slave's log ends below `first`, where the master's log now starts
+    /// (retention deleted what the slave lacks): the slave starts its log again at `first`,
+    /// taking the master's `epochs`, and says hello again.
+    StartAt { first: u64, epochs: Vec<Epoch> },
     /// Master → slave: log bytes at `start` (whole entries); empty as a heartbeat.
     Data {
         start: u64,
@@ -62,6 +66,7 @@ const SEAL: u8 = 5;
 const ACK: u8 = 6;
 const STATE: u8 = 7;
 const DIVERGED: u8 = 8;
+const START_AT: u8 = 9;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FrameError {
@@ -113,6 +118,11 @@ impl Frame {
             Frame::Diverged { agreed } => {
                 out.put_u8(DIVERGED);
                 out.put_u64(*agreed);
+            }
+            Frame::StartAt { first, epochs } => {
+                out.put_u8(START_AT);
+                out.put_u64(*first);
+                put_epochs(&mut out, epochs);
             }
             Frame::Data {
                 start,
@@ -209,6 +219,14 @@ impl Frame {
                 }
                 Frame::Welcome { master_end, epochs }
             }
+            START_AT if body.len() >= 10 => {
+                let first = body.get_u64();
+                let epochs = get_epochs(&mut body)?;
+                if !body.is_empty() {
+                    return Err(FrameError::Malformed("start-at has trailing bytes".into()));
+                }
+                Frame::StartAt { first, epochs }
+            }
             REFUSE => Frame::Refuse {
                 reason: text(body)?,
             },
@@ -229,7 +247,7 @@ impl Frame {
             STATE => Frame::State {
                 json: Bytes::copy_from_slice(body),
             },
-            WELCOME | DATA | SEAL | ACK | DIVERGED => return Err(short("fixed-size")),
+            WELCOME | START_AT | DATA | SEAL | ACK | DIVERGED => return Err(short("fixed-size")),
             other => return Err(FrameError::Malformed(format!("unknown kind {other}"))),
         })
     }
@@ -314,6 +332,10 @@ mod tests {
             },
             Frame::Seal { start: 1 << 30 },
             Frame::Diverged { agreed: 4096 },
+            Frame::StartAt {
+                first: 1 << 20,
+                epochs: vec![Epoch { epoch: 2, start: 7 }],
+            },
             Frame::Ack { durable: 7 },
             Frame::State {
                 json: Bytes::from_static(b"{}"),

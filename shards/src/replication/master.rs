@@ -110,6 +110,11 @@ enum Refusal {
         agreed: u64,
         why: String,
     },
+    /// The slave's log ends below `first`, where this log now starts.
+    Behind {
+        first: u64,
+        why: String,
+    },
     Other(String),
 }
 
@@ -139,6 +144,15 @@ fn refusal(shard: &Shard, hello: &Frame) -> Option<Refusal> {
             why: format!(
                 "slave log of shard {id} ends at {log_end} but parts from the master's at {} (its epoch {}): it holds records the master never had",
                 d.agreed, d.epoch
+            ),
+        });
+    }
+    let first = shard.store.log().min_offset();
+    if *log_end < first {
+        return Some(Refusal::Behind {
+            first,
+            why: format!(
+                "slave log of shard {id} ends at {log_end}, but the master's log now starts at {first} (retention deleted what the slave lacks)"
             ),
         });
     }
@@ -192,12 +206,6 @@ fn misplaced(shard: &Shard, log_end: u64) -> Option<String> {
             "slave log of shard {id} ends at {log_end}, beyond the master's {durable}"
         ));
     }
-    let first = log.min_offset();
-    if log_end < first {
-        return Some(format!(
-            "slave log of shard {id} ends at {log_end}, but the master's log now starts at {first} (retention deleted what the slave lacks): the slave cannot catch up"
-        ));
-    }
     let starts_a_record = || {
         let Some(Ok(len)) = log.entry_at(log_end) else {
             return false;
@@ -231,6 +239,12 @@ pub async fn serve_slave(shard: Rc<Shard>, mut stream: TcpStream, hello: Frame) 
         Some(Refusal::Diverged { agreed, why }) => {
             log::warn!("shard {id}: refusing slave {peer}: {why}; it must cut its log at {agreed}");
             let _ = write_frame(&mut stream, &Frame::Diverged { agreed }).await;
+            return;
+        }
+        Some(Refusal::Behind { first, why }) => {
+            log::warn!("shard {id}: slave {peer}: {why}; it starts its log again at {first}");
+            let epochs = shard.ha.epochs.borrow().entries().to_vec();
+            let _ = write_frame(&mut stream, &Frame::StartAt { first, epochs }).await;
             return;
         }
         None => {}

@@ -136,7 +136,7 @@ pub async fn divergence_at_start(
     for _ in 0..START_PROBES {
         match greet(&view.master_ha_addr, &hello).await {
             Ok((_, Frame::Diverged { agreed })) => return Some(agreed),
-            Ok((_, Frame::Welcome { .. })) => return None,
+            Ok((_, Frame::Welcome { .. } | Frame::StartAt { .. })) => return None,
             Ok((_, Frame::Refuse { reason })) => last = reason,
             Ok((_, other)) => last = format!("answered {other:?}"),
             Err(e) => last = e,
@@ -172,6 +172,16 @@ async fn follow_once(shard: &Rc<Shard>, master: &str) -> Result<(), String> {
                 shard.persist_epochs(adopted).await?;
             }
             log::info!("shard {id}: following {master} from {log_end} (master at {master_end})")
+        }
+        Frame::StartAt { first, epochs } => {
+            log::warn!(
+                "shard {id}: this log ends at {log_end}, below {master}'s first offset {first} (its retention deleted the rest): starting again at {first}"
+            );
+            let mut adopted = shard.ha.epochs.borrow().clone();
+            adopted.adopt(&epochs);
+            shard.persist_epochs(adopted).await?;
+            shard.store.restart_replica_at(first).await?;
+            return Ok(()); // and says hello again from `first`
         }
         Frame::Refuse { reason } => return Err(format!("the master refused: {reason}")),
         Frame::Diverged { agreed } => {

@@ -32,10 +32,18 @@ impl Store {
             let expected = next
                 .entry((view.topic.to_string(), queue_id))
                 .or_insert_with(|| {
-                    self.queues
-                        .borrow()
-                        .get(view.topic, queue_id as i32)
-                        .map_or(0, |q| q.next_offset())
+                    let queues = self.queues.borrow();
+                    let queue = queues.get(view.topic, queue_id as i32);
+                    let idle = |q: &crate::consume_queue::ConsumeQueue| {
+                        q.entries().is_empty() && q.next_offset() == q.max_offset()
+                    };
+                    match queue.map(|q| (q.next_offset(), idle(q))) {
+                        // What an empty queue lacks was deleted by the master's retention
+                        // (or this log started again past it): it begins where the master's does.
+                        Some((next, true)) if queue_offset >= next => queue_offset,
+                        None => queue_offset,
+                        Some((next, _)) => next,
+                    }
                 });
             if *expected != queue_offset && wrong.is_none() {
                 wrong = Some(format!(
@@ -65,7 +73,11 @@ impl Store {
             let Some((queue_id, queue_offset, entry)) = cq_entry_of(physical, view) else {
                 return;
             };
-            let reserved = queues.get_or_create(view.topic, queue_id).reserve();
+            let queue = queues.get_or_create(view.topic, queue_id);
+            if queue.next_offset() < queue_offset {
+                queue.start_at(queue_offset);
+            }
+            let reserved = queue.reserve();
             debug_assert_eq!(reserved, queue_offset);
             dispatch.push_back(Dispatch {
                 topic: view.topic.to_string(),
@@ -76,6 +88,38 @@ impl Store {
             });
         });
         Ok(new_end)
+    }
+
+    /// Starts this slave's log again at `first`, where its master's now starts: everything
+    /// below goes (segments, consume-queue entries, index files), committed offsets move up
+    /// to their queue's new first offset, and the queues continue at the master's offsets.
+    /// All of it is older than what the master keeps, so its own retention would delete it.
+    pub async fn restart_replica_at(&self, first: u64) -> Result<(), String> {
+        // Entries of records already written reach their queues first.
+        while !self.dispatch.borrow().is_empty() {
+            glommio::timer::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let files = self.take_queue_files().await;
+        let doomed = match self.log.restart_at(first) {
+            Ok(doomed) => doomed,
+            Err(e) => {
+                self.queue_files.replace(Some(files));
+                return Err(e);
+            }
+        };
+        for path in &doomed {
+            if let Err(e) = glommio::io::remove(path).await {
+                log::error!("store: removing {}: {e}", path.display());
+            }
+        }
+        log::info!(
+            "store {}: log starts again at {first}, its master's first offset: {} segments deleted",
+            self.config.dir.display(),
+            doomed.len()
+        );
+        let files = self.forget_below(files).await;
+        self.queue_files.replace(Some(files));
+        Ok(())
     }
 
     /// Closes the current segment with a blank marker at `start`, as the master's log did.

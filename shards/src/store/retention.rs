@@ -288,14 +288,7 @@ impl Store {
         if doomed.is_empty() {
             return 0;
         }
-        // Persist rounds sync the index maps and write the queue files: none may run while
-        // files go.
-        let files = loop {
-            if let Some(files) = self.queue_files.borrow_mut().take() {
-                break files;
-            }
-            glommio::timer::sleep(Duration::from_millis(5)).await;
-        };
+        let files = self.take_queue_files().await;
         let mut deleted = 0;
         for (base, written_ms) in doomed {
             let Some(path) = self.log.close_oldest(base) else {
@@ -322,9 +315,21 @@ impl Store {
         deleted
     }
 
+    /// The consume-queue files, once no persist round uses them: persist rounds sync the
+    /// index maps and write the queue files, and none may run while files go. Given back
+    /// with `self.queue_files.replace(Some(files))`.
+    pub(super) async fn take_queue_files(&self) -> super::checkpoint::QueueFiles {
+        loop {
+            if let Some(files) = self.queue_files.borrow_mut().take() {
+                return files;
+            }
+            glommio::timer::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     /// Drops consume-queue entries, index files and consumer offsets below the log's new
     /// first offset.
-    async fn forget_below(
+    pub(super) async fn forget_below(
         &self,
         mut files: super::checkpoint::QueueFiles,
     ) -> super::checkpoint::QueueFiles {
