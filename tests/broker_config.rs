@@ -2,11 +2,13 @@
 //! RocketMQ's own mqadmin and `petrel admin`, on a two-shard process. A change reaches every
 //! shard and takes effect at once (retention deletes with the new `fileReservedTime`), bad
 //! input is refused naming what was wrong with nothing changed, and a restart keeps it.
+//! Auto-creation turned on while running makes TBW102, so stock producers create topics.
 
 mod common;
 
 use std::time::Duration;
 
+use common::java::produce;
 use common::{
     admin, admin_ok, apache_mqadmin, create_topic, delete_at_every_hour, eventually, min_offset,
     queue, Petrel,
@@ -152,4 +154,49 @@ fn a_key_changed_at_runtime_reaches_every_shard_acts_at_once_and_survives_a_rest
         ["0.0005", "0.0005"],
         "{out}"
     );
+}
+
+#[test]
+fn auto_creation_turned_on_at_runtime_lets_a_stock_producer_make_its_topic() {
+    let dir = tempfile::tempdir().unwrap();
+    let props = ["shards=2", "autoCreateTopicEnable=false"];
+    let petrel = Petrel::start("standalone", dir.path(), &props);
+    let ns = petrel.namesrv();
+    let brokers = petrel.brokers();
+    let mut client = Client::new(&ns);
+    let (name, addr) = &brokers[0];
+    let msg = Message::new("first", properties(None, None, &[]));
+    let err = client
+        .send_to(addr, &queue("MadeBySend", name, 0), &msg)
+        .unwrap_err();
+    assert!(err.to_string().contains("MadeBySend"), "{err}");
+    assert!(
+        client.route("TBW102").is_err(),
+        "no template while auto-creation is off"
+    );
+
+    admin_ok(
+        &ns,
+        &[
+            "updateBrokerConfig",
+            "-b",
+            &brokers[1].1,
+            "-k",
+            "autoCreateTopicEnable",
+            "-v",
+            "true",
+        ],
+    );
+    let route = eventually(Duration::from_secs(10), || {
+        client
+            .route("TBW102")
+            .ok()
+            .filter(|r| r.publish_queues("TBW102").len() >= 2)
+    });
+    assert!(route.broker_addr(&brokers[1].0).is_some());
+    // Apache's Java producer sends to a topic nobody created, through TBW102's route.
+    for line in produce(&ns, "MadeByJava", 4, "sync") {
+        assert_eq!(line["status"], "SEND_OK", "{line}");
+    }
+    eventually(Duration::from_secs(10), || client.route("MadeByJava").ok());
 }

@@ -151,7 +151,12 @@ fn apply(shard: &Shard, pairs: &[(String, String)]) -> Result<(), String> {
             Change::Retention(r) => shard.store.set_retention(r),
             Change::Flow(f) => shard.store.set_flow(f),
             Change::Tps(t) => shard.throttle.set_config(t),
-            Change::Switch("autoCreateTopicEnable", on) => live.auto_create_topic.set(on),
+            Change::Switch("autoCreateTopicEnable", on) => {
+                live.auto_create_topic.set(on);
+                if on {
+                    shard.ensure_auto_create_topic();
+                }
+            }
             Change::Switch("autoCreateSubscriptionGroup", on) => live.auto_create_group.set(on),
             Change::Switch(_, on) => live.slave_read.set(on),
         }

@@ -43,6 +43,17 @@ impl Shard {
         meta.group(group)?.attributes.get(key).cloned()
     }
 
+    /// Creates TBW102, the template stock producers send a new topic's first message
+    /// through, if it is missing (auto-creation turned on at runtime).
+    pub fn ensure_auto_create_topic(&self) {
+        let key = metadata::AUTO_CREATE_TOPIC_KEY;
+        if self.meta.borrow().topic(key).is_none() {
+            let queues = self.config.default_topic_queue_nums;
+            let perm = metadata::perm::READ_WRITE | metadata::perm::INHERIT;
+            self.put_topic(TopicConfig::new(key, queues, perm));
+        }
+    }
+
     /// Creates a one-queue topic (retry, dead-letter, discarded transactions) the first time
     /// it is needed.
     pub fn ensure_topic(&self, topic: &str) {
