@@ -114,6 +114,20 @@ fn messages_sent_with_admin_are_found_by_offset_msg_id_and_by_queue_offset() {
         ] {
             assert_eq!(again[key], d[key], "{key}: {by_id} vs {out}");
         }
+        // By its unique key (the ID producers print), which needs the topic, as in mqadmin.
+        let uniq = d["Properties:"]
+            .split(|c: char| c == ',' || c == '{' || c == '}' || c.is_whitespace())
+            .find_map(|kv| kv.strip_prefix("UNIQ_KEY="))
+            .expect("a UNIQ_KEY")
+            .to_string();
+        let (ok, by_key, err) = admin(
+            &petrel.namesrv(),
+            &["queryMsgById", "-t", "TQ", "-i", &uniq],
+        );
+        assert!(ok, "{by_key}{err}");
+        assert_eq!(detail(&by_key)["CommitLog Offset:"], d["CommitLog Offset:"]);
+        let (ok, _, err) = admin(&petrel.namesrv(), &["queryMsgById", "-i", &uniq]);
+        assert!(!ok && err.contains("give its topic with -t"), "{err}");
     }
     let (ok, _, err) = admin(
         &petrel.namesrv(),
@@ -133,7 +147,7 @@ fn messages_sent_with_admin_are_found_by_offset_msg_id_and_by_queue_offset() {
     assert!(err.contains("no message at offset 99"), "{err}");
     let (ok, _, err) = admin(&petrel.namesrv(), &["queryMsgById", "-i", "not-an-id"]);
     assert!(!ok);
-    assert!(err.contains("not an offsetMsgId"), "{err}");
+    assert!(err.contains("not the offset ID of a message"), "{err}");
     // printMsg: every queue's offsets, then its messages; a tag that matches nothing prints
     // the queues only, and a begin time in the future prints no message.
     let (ok, out, err) = admin(&petrel.namesrv(), &["printMsg", "-t", "TQ"]);
@@ -154,6 +168,26 @@ fn messages_sent_with_admin_are_found_by_offset_msg_id_and_by_queue_offset() {
         &["printMsg", "-t", "TQ", "-b", "4102444800000"],
     );
     assert!(ok && !out.contains("MSGID: "), "{out}");
+    // Cut short by its reader (more than a pipe holds), it ends quietly.
+    let mut client = petrel::client::Client::new(&petrel.namesrv());
+    common::create_topic(&mut client, &petrel, "TBig", 1);
+    for i in 0..200 {
+        let body = format!("{i}-{}", "b".repeat(1024));
+        let msg = petrel::client::Message::new(body, petrel::client::properties(None, None, &[]));
+        client.send("TBig", &msg, i).unwrap();
+    }
+    let piped = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "{} admin printMsg -t TBig -n {} | head -1",
+            common::petrel_bin().display(),
+            petrel.namesrv()
+        ))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&piped.stderr);
+    assert!(piped.status.success() && stderr.is_empty(), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&piped.stdout).lines().count(), 1);
 }
 
 #[test]

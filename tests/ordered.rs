@@ -293,6 +293,14 @@ fn update_topic_with_order_true_reaches_every_name_server_and_survives_a_restart
         broker2_dir.path(),
         &[&format!("namesrvAddr={}", plain.namesrv())],
     );
+    // Its ready line comes before its first registration has reached the name server.
+    let mut client = Client::new(&plain.namesrv());
+    eventually(Duration::from_secs(10), || {
+        let info = client.cluster_info().ok()?;
+        info["clusterAddrTable"]["DefaultCluster"]
+            .is_array()
+            .then_some(())
+    });
     admin_ok(
         &plain.namesrv(),
         &[
@@ -309,7 +317,6 @@ fn update_topic_with_order_true_reaches_every_name_server_and_survives_a_restart
             "true",
         ],
     );
-    let mut client = Client::new(&plain.namesrv());
     eventually(Duration::from_secs(10), || client.route("Fifo").ok());
     assert_eq!(order_conf(&plain.namesrv(), "Fifo"), None);
 }

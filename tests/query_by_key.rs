@@ -20,6 +20,7 @@ fn query(petrel: &Petrel, key: &str, max: usize, begin_ms: i64) -> Vec<MessageEx
         max,
         begin_ms,
         end_ms: i64::MAX,
+        unique: false,
     };
     let mut out = Vec::new();
     for (name, addr) in petrel.brokers() {

@@ -9,6 +9,7 @@ use petrel_shards::broker::metadata::SubscriptionGroupConfig;
 use serde_json::Value;
 
 use super::brokers::{all_masters, targets};
+use super::version;
 use crate::client::{Client, ClientError};
 
 /// mqadmin's updateSubGroup options (the group's settings; unset ones keep RocketMQ's
@@ -188,7 +189,7 @@ pub fn consumer_connection(
             c["clientId"].as_str().unwrap_or(""),
             c["clientAddr"].as_str().unwrap_or(""),
             c["language"].as_str().unwrap_or(""),
-            c["version"]
+            version::json_version_desc(&c["version"])
         );
     }
     println!("\nBelow is subscription:");
@@ -255,7 +256,7 @@ pub fn producer_connection(namesrv: &str, group: &str, topic: &str) -> anyhow::R
             c["clientId"].as_str().unwrap_or(""),
             c["clientAddr"].as_str().unwrap_or(""),
             c["language"].as_str().unwrap_or(""),
-            c["version"]
+            version::json_version_desc(&c["version"])
         );
     }
     Ok(())

@@ -8,6 +8,7 @@ mod group;
 mod progress;
 mod query;
 mod topic;
+mod version;
 
 use anyhow::{bail, Context};
 use bytes::Bytes;
@@ -159,7 +160,8 @@ pub enum AdminCommand {
         ns: Namesrv,
         #[arg(short = 'i', long = "msgId")]
         msg_id: String,
-        /// Accepted for mqadmin's command lines; the ID names the broker.
+        /// The topic, needed for a unique-key (client-side) ID; an offset ID names its
+        /// broker.
         #[arg(short = 't', long = "topic")]
         topic: Option<String>,
         /// Also show where this consumer group is with the message.
@@ -526,11 +528,15 @@ pub fn run(command: AdminCommand) -> anyhow::Result<()> {
             progress::reset_by_time(&mut Client::new(&ns.namesrv_addr), &group, &topic, ms)?;
         }
         AdminCommand::QueryMsgById {
-            ns, msg_id, group, ..
+            ns,
+            msg_id,
+            topic,
+            group,
         } => {
             query::by_id(
                 &mut Client::new(&ns.namesrv_addr),
                 &msg_id,
+                topic.as_deref(),
                 group.as_deref(),
             )?;
         }
@@ -566,6 +572,7 @@ pub fn run(command: AdminCommand) -> anyhow::Result<()> {
                 max,
                 begin_ms,
                 end_ms,
+                unique: false,
             };
             query::by_key(&mut Client::new(&ns.namesrv_addr), &query)?;
         }

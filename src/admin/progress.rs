@@ -6,6 +6,7 @@ use anyhow::Context;
 
 use super::brokers::{all_masters, Master};
 use super::group::connections;
+use super::version;
 use crate::client::Client;
 
 /// `consumerProgress` without `-g`: one line per group (every `%RETRY%` topic names one), with
@@ -47,7 +48,7 @@ pub fn all_groups(client: &mut Client) -> anyhow::Result<()> {
         let (members, connection) = (found.members, found.first);
         let (version, kind, model) = match &connection {
             Some(c) => (
-                c["connectionSet"][0]["version"].to_string(),
+                version::json_version_desc(&c["connectionSet"][0]["version"]),
                 match c["consumeType"].as_str() {
                     Some("CONSUME_ACTIVELY") => "PULL",
                     Some("CONSUME_POP") => "POP",

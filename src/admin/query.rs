@@ -10,16 +10,74 @@ use anyhow::{bail, Context};
 
 use crate::client::{Client, KeyQuery, MessageExt, MessageQueue, PullRequest};
 
-pub fn by_id(client: &mut Client, msg_id: &str, group: Option<&str>) -> anyhow::Result<()> {
-    let m = client
-        .view_message(msg_id)
-        .with_context(|| format!("query message by id {msg_id}"))?;
+/// By offset ID (VIEW_MESSAGE_BY_ID at the broker it names) or, as mqadmin falls back to,
+/// by unique key (the client-side ID every client prints) in `topic`.
+pub fn by_id(
+    client: &mut Client,
+    msg_id: &str,
+    topic: Option<&str>,
+    group: Option<&str>,
+) -> anyhow::Result<()> {
+    let m = if names_a_broker(client, msg_id)? {
+        client
+            .view_message(msg_id)
+            .with_context(|| format!("query message by id {msg_id}"))?
+    } else {
+        let Some(topic) = topic else {
+            bail!("{msg_id} is not the offset ID of a message on any broker; to look it up as a unique key (the client-side ID), give its topic with -t");
+        };
+        by_unique_key(client, topic, msg_id)?
+    };
     print_detail(&m, &m.offset_msg_id)?;
     if let Some(group) = group {
         let status = consume_status(client, &m, group)?;
         println!("{:<20} {status} (group {group})", "Consume Status:");
     }
     Ok(())
+}
+
+/// Whether `msg_id` is an offset ID of one of the brokers the name server knows.
+fn names_a_broker(client: &mut Client, msg_id: &str) -> anyhow::Result<bool> {
+    let Some((addr, _)) = petrel_shards::record::decode_offset_msg_id(msg_id) else {
+        return Ok(false);
+    };
+    let info = client.cluster_info()?;
+    let addr = serde_json::Value::String(addr.to_string());
+    let brokers = info["brokerAddrTable"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    Ok(brokers.values().any(|b| {
+        b["brokerAddrs"]
+            .as_object()
+            .is_some_and(|addrs| addrs.values().any(|a| *a == addr))
+    }))
+}
+
+/// The message of `topic` whose UNIQ_KEY is `key`, asked of every master of the topic.
+fn by_unique_key(client: &mut Client, topic: &str, key: &str) -> anyhow::Result<MessageExt> {
+    let query = KeyQuery {
+        topic,
+        key,
+        max: 1,
+        begin_ms: 0,
+        end_ms: i64::MAX,
+        unique: true,
+    };
+    let route = client.route(topic)?;
+    for broker in &route.broker_datas {
+        let Some(addr) = route.broker_addr(&broker.broker_name) else {
+            continue;
+        };
+        let addr = addr.to_string();
+        let found = client
+            .query_by_key(&addr, &broker.broker_name, &query)
+            .with_context(|| format!("query by unique key on {} ({addr})", broker.broker_name))?;
+        if let Some(m) = found.into_iter().find(|m| m.msg_id == key) {
+            return Ok(m);
+        }
+    }
+    bail!("no message of topic {topic} has the unique key {key}")
 }
 
 /// Where `group` is with message `m`: Consumed (its committed offset is past it), Consuming

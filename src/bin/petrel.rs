@@ -53,7 +53,13 @@ fn main() -> ExitCode {
         Command::Namesrv(args) => serve(Role::Namesrv, args),
         Command::Broker(args) => serve(Role::Broker, args),
         Command::Standalone(args) => serve(Role::Standalone, args),
-        Command::Admin { command } => admin::run(command),
+        Command::Admin { command } => {
+            // A command-line tool: output cut short by its reader (`| head`) ends it quietly,
+            // as for any Unix tool, instead of failing a write.
+            // SAFETY: setting a signal's disposition to its default at start, single-threaded.
+            unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+            admin::run(command)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -173,6 +173,9 @@ impl Client {
         ext.insert("maxNum", query.max.to_string());
         ext.insert("beginTimestamp", query.begin_ms.to_string());
         ext.insert("endTimestamp", query.end_ms.to_string());
+        if query.unique {
+            ext.insert("_UNIQUE_KEY_QUERY", "true");
+        }
         let reply = self.call(
             addr,
             RemotingCommand::request(request::QUERY_MESSAGE, ext, Bytes::new()),

@@ -147,6 +147,8 @@ pub struct KeyQuery<'a> {
     pub max: usize,
     pub begin_ms: i64,
     pub end_ms: i64,
+    /// Look `key` up as a message's UNIQ_KEY (its client-side ID), not among its KEYS.
+    pub unique: bool,
 }
 
 /// What one PULL_MESSAGE asks for.
