@@ -1,10 +1,12 @@
 //! petrel-bench: drives any RocketMQ-protocol name server through the wire protocol with
 //! OpenMessaging-style workloads and writes latency histogram reports; compares two targets
-//! round by round; measures this machine's disk and loopback ceilings.
+//! round by round; measures this machine's disk and loopback ceilings and what idle
+//! connections cost a broker.
 
 mod ceiling;
 mod collect;
 mod compare;
+mod connections;
 mod consumer;
 mod plot;
 mod producer;
@@ -116,6 +118,34 @@ enum Command {
         #[arg(long, default_value_t = 3.0)]
         seconds: f64,
     },
+    /// Measures what idle connections cost a broker on this host: some carry pipelined
+    /// sends first, then all sit idle; reports bytes of broker RSS per connection and an
+    /// honest client's send latency among them.
+    Connections {
+        /// A broker's client port, HOST:PORT (a shard's address in routes).
+        #[arg(long)]
+        broker: String,
+        /// The broker's process id (its VmRSS is read from /proc).
+        #[arg(long)]
+        pid: u32,
+        /// An existing topic with queue 0 on that broker.
+        #[arg(long)]
+        topic: String,
+        #[arg(long, default_value_t = 300)]
+        loaded: usize,
+        #[arg(long, default_value_t = 2400)]
+        idle: usize,
+        /// Pipelined sends per loaded connection.
+        #[arg(long, default_value_t = 8)]
+        sends: usize,
+        #[arg(long, default_value_t = 16384)]
+        body_bytes: usize,
+        /// Seconds to let the broker give idle buffers back.
+        #[arg(long, default_value_t = 4.0)]
+        settle_secs: f64,
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -154,6 +184,30 @@ fn main() -> ExitCode {
             seconds,
         } => ceiling::measure(&dir, &sizes, seconds)
             .and_then(|c| c.write(&out).map(|()| println!("{}", c.markdown()))),
+        Command::Connections {
+            broker,
+            pid,
+            topic,
+            loaded,
+            idle,
+            sends,
+            body_bytes,
+            settle_secs,
+            out,
+        } => {
+            let plan = connections::Plan {
+                broker: &broker,
+                pid,
+                topic: &topic,
+                loaded,
+                idle,
+                sends,
+                body_bytes,
+                settle: std::time::Duration::from_secs_f64(settle_secs),
+            };
+            connections::measure(&plan)
+                .and_then(|r| r.write(&out).map(|()| println!("{}", r.markdown())))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -346,3 +346,39 @@ fn a_run_where_every_send_fails_reports_why_and_exits_non_zero() {
     assert!(errors.keys().all(|k| k.starts_with("code ")), "{r}");
     assert!(!errors.is_empty(), "{r}");
 }
+
+#[test]
+fn the_connections_measurement_reports_the_cost_of_idle_connections() {
+    let (_dir, petrel) = petrel(&[]);
+    let mut client = Client::new(&petrel.namesrv());
+    common::create_topic(&mut client, &petrel, "Idle", 2);
+    let (_, broker) = petrel.brokers()[0].clone();
+    let out = tempfile::tempdir().unwrap();
+    let pid = petrel.pid().to_string();
+    let o = bench(&[
+        "connections",
+        "--broker",
+        &broker,
+        "--pid",
+        &pid,
+        "--topic",
+        "Idle",
+        "--loaded",
+        "20",
+        "--idle",
+        "200",
+        "--settle-secs",
+        "1",
+        "--out",
+        out.path().to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r = read_json(&out.path().join("connections.json"));
+    assert_eq!(r["connections"], 220, "{r}");
+    assert!(r["rss_idle_kib"].as_u64().unwrap() > 0, "{r}");
+    assert!(r["honest_send_max_ms"].as_f64().unwrap() > 0.0, "{r}");
+    // Every loading send was stored: 20 connections × 8.
+    assert_eq!(stored(&petrel.namesrv(), "Idle"), 160 + 21);
+    let md = std::fs::read_to_string(out.path().join("connections.md")).unwrap();
+    assert!(md.contains("bytes per connection"), "{md}");
+}
