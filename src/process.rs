@@ -251,9 +251,20 @@ pub fn run(role: Role, config: Config) -> anyhow::Result<()> {
 
     let expected = shards_running.len() + usize::from(namesrv_running.is_some());
     let mut started = 0;
+    if shards_running.len() > 1 && std::env::var_os(FAULT_MESH_JOIN).is_some() && attempt() == 1 {
+        return Err(start_again(&format!(
+            "shard 1: {} ({FAULT_MESH_JOIN} is set)",
+            shard::MESH_NOT_FORMED
+        )));
+    }
     while started < expected {
         match ready_rx.recv_timeout(Duration::from_secs(120)) {
             Ok((_, Ok(()))) => started += 1,
+            Ok((id, Err(e))) if e.starts_with(shard::MESH_NOT_FORMED) => {
+                // Nothing was served yet; stopping the other shards may hang on the same
+                // lost wake-up, so the process image is replaced instead.
+                return Err(start_again(&format!("shard {id}: {e}")));
+            }
             Ok((id, Err(e))) => {
                 let who = if id == NAMESRV_READY_ID {
                     "namesrv".to_string()
@@ -342,6 +353,41 @@ fn load_controller(config: &Config) -> anyhow::Result<Option<namesrv::Controller
 }
 
 /// Stops shards first (they unregister from the name server), then the name server.
+/// Makes the first start attempt fail as if shard 1's mesh had not formed (for the test of
+/// starting again).
+const FAULT_MESH_JOIN: &str = "PETREL_FAULT_MESH_JOIN";
+/// Which start attempt this is (1 at first), kept across `start_again`.
+const START_ATTEMPT: &str = "PETREL_START_ATTEMPT";
+const START_ATTEMPTS: u32 = 3;
+
+fn attempt() -> u32 {
+    std::env::var(START_ATTEMPT)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+}
+
+/// Starts the process again from the beginning (exec of its own binary with its own
+/// arguments, same pid, same stdout), after a start that failed before serving anything
+/// because glommio lost a wake-up while the shards formed their mesh (GLOMMIO-NOTES.md); at
+/// most `START_ATTEMPTS` attempts in all. Returns only the error that stops it.
+fn start_again(reason: &str) -> anyhow::Error {
+    use std::os::unix::process::CommandExt;
+    let attempt = attempt();
+    if attempt >= START_ATTEMPTS {
+        return anyhow!("{reason} (start attempt {attempt} of {START_ATTEMPTS})");
+    }
+    log::error!("{reason}; starting again (attempt {})", attempt + 1);
+    let mut args = std::env::args_os();
+    let arg0 = args.next().unwrap_or_default();
+    let err = std::process::Command::new("/proc/self/exe")
+        .arg0(arg0)
+        .args(args)
+        .env(START_ATTEMPT, (attempt + 1).to_string())
+        .exec();
+    anyhow!("{reason}; starting again failed: {err}")
+}
+
 fn stop_all(shards: Vec<Running>, namesrv: Option<Running>) {
     for running in shards.into_iter().chain(namesrv) {
         use std::io::Write;

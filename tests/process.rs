@@ -131,3 +131,25 @@ fn a_broker_registers_with_every_name_server_in_its_list() {
         });
     }
 }
+
+#[test]
+fn a_start_whose_mesh_did_not_form_starts_again_and_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("PETREL_FAULT_MESH_JOIN", "1")];
+    let petrel = Petrel::start_with_env("standalone", dir.path(), &["shards=2"], "warn", &env);
+    let mut client = petrel::client::Client::new(&petrel.namesrv());
+    common::create_topic(&mut client, &petrel, "Again", 2);
+    for (name, addr) in petrel.brokers() {
+        let msg = petrel::client::Message::new("m", petrel::client::properties(None, None, &[]));
+        let q = common::queue("Again", &name, 0);
+        client.send_to(&addr, &q, &msg).unwrap();
+    }
+    let said: Vec<String> = petrel.stderr_lines();
+    assert!(
+        said.iter()
+            .any(|l| l.contains("the cross-shard mesh did not form")
+                && l.contains("starting again (attempt 2)")),
+        "{said:?}"
+    );
+    assert!(petrel.terminate().success());
+}

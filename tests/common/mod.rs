@@ -143,6 +143,17 @@ impl Petrel {
 
     /// `start` with the env_logger filter `log`.
     pub fn start_logged(role: &str, store: &Path, extra: &[&str], log: &str) -> Petrel {
+        Petrel::start_with_env(role, store, extra, log, &[])
+    }
+
+    /// `start_logged` with `env` added to the process's environment.
+    pub fn start_with_env(
+        role: &str,
+        store: &Path,
+        extra: &[&str],
+        log: &str,
+        env: &[(&str, &str)],
+    ) -> Petrel {
         let mut args = vec![role.to_string()];
         for p in test_properties(store)
             .into_iter()
@@ -154,6 +165,7 @@ impl Petrel {
         let mut child = Command::new(petrel_bin())
             .args(&args)
             .env("RUST_LOG", log)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
