@@ -168,12 +168,13 @@ impl Throttle {
         self.group_consume.borrow_mut().remove(group);
     }
 
-    /// Takes `n` messages of `topic`'s produce share, or says why not. `attribute` is the
-    /// topic's `produce.tps.limit`, asked for only when its bucket is made.
+    /// Takes `n()` messages of `topic`'s produce share, or says why not. `attribute` is the
+    /// topic's `produce.tps.limit`, asked for only when its bucket is made; `n` only when the
+    /// topic has a limit.
     pub fn admit_produce(
         &self,
         topic: &str,
-        n: usize,
+        n: impl FnOnce() -> usize,
         attribute: impl FnOnce() -> Option<String>,
     ) -> Result<(), String> {
         let default = self.config.get().topic_produce;
@@ -192,7 +193,7 @@ impl Throttle {
                 bucket.limit
             ));
         }
-        bucket.tokens -= n as f64;
+        bucket.tokens -= n() as f64;
         Ok(())
     }
 
@@ -310,18 +311,20 @@ mod tests {
             2,
         );
         let admitted = (0..30)
-            .filter(|_| throttle.admit_produce("T", 1, || None).is_ok())
+            .filter(|_| throttle.admit_produce("T", || 1, || None).is_ok())
             .count();
         // One second's share of 20/s over two shards, give or take what refills meanwhile.
         assert!((10..=11).contains(&admitted), "{admitted}");
-        let err = throttle.admit_produce("T", 1, || None).unwrap_err();
+        let err = throttle.admit_produce("T", || 1, || None).unwrap_err();
         assert!(
             err.contains("topic T") && err.contains("limit of 20"),
             "{err}"
         );
-        assert!((0..100).all(|_| throttle.admit_produce("%RETRY%g", 1, || None).is_ok()));
+        assert!((0..100).all(|_| throttle.admit_produce("%RETRY%g", || 1, || None).is_ok()));
         // The topic's attribute overrides the default; 0 lifts the limit.
-        assert!((0..100).all(|_| throttle.admit_produce("U", 1, || Some("0".into())).is_ok()));
+        assert!((0..100).all(|_| throttle
+            .admit_produce("U", || 1, || Some("0".into()))
+            .is_ok()));
     }
 
     #[test]

@@ -94,10 +94,13 @@ fn prepare(
             remarks::NO_PERMISSION_WRITE,
         ));
     }
-    let messages = if cmd.code == request::SEND_BATCH_MESSAGE {
-        BatchIter::new(&cmd.body).count()
-    } else {
-        1
+    // A batch is counted only for a topic that has a limit.
+    let messages = || {
+        if cmd.code == request::SEND_BATCH_MESSAGE {
+            BatchIter::new(&cmd.body).count()
+        } else {
+            1
+        }
     };
     shard
         .throttle
