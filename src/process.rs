@@ -12,6 +12,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
+use petrel_shards::acl::{Acl, AclConfig};
 use petrel_shards::broker::{shard_broker_name, ShardConfig};
 use petrel_shards::mesh::{MeshBuilder, MESH_CHANNEL_CAPACITY};
 use petrel_shards::net::listener::bind;
@@ -169,6 +170,21 @@ pub fn run(role: Role, config: Config) -> anyhow::Result<()> {
         } else {
             None
         };
+        // A file that does not parse stops the start, naming the file and the fault.
+        let acl = if config.acl_enable {
+            let rules = Acl::load(&config.acl_file).map_err(|e| anyhow!(e))?;
+            log::info!(
+                "ACL on: {} accounts from {}",
+                rules.accounts(),
+                config.acl_file.display()
+            );
+            Some(AclConfig {
+                path: config.acl_file.clone(),
+                rules,
+            })
+        } else {
+            None
+        };
         let cpus: Vec<usize> = glommio::CpuSet::online()
             .map(|s| s.iter().map(|c| c.cpu).collect())
             .unwrap_or_default();
@@ -216,6 +232,7 @@ pub fn run(role: Role, config: Config) -> anyhow::Result<()> {
                 topic_count_max: config.topic_count_max,
                 split_registration_size: config.split_registration_size,
                 broker_properties: config.properties(),
+                acl: acl.clone(),
                 lock_max_live: config.rebalance_lock_max_live_time,
                 replication: ReplicationConfig {
                     role: config.broker_role,

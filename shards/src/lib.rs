@@ -2,6 +2,7 @@
 //! the recovery scan are pure; the commit log, consume queues, listener and mesh live on a
 //! glommio executor pinned to their core and never leave it.
 
+pub mod acl;
 pub mod broker;
 pub mod commitlog;
 pub mod consume_queue;

@@ -4,6 +4,7 @@
 mod brokers;
 mod config;
 mod controller;
+mod credentials;
 mod group;
 mod progress;
 mod query;
@@ -15,6 +16,8 @@ use bytes::Bytes;
 use clap::{Args, Subcommand};
 use petrel_shards::broker::attributes;
 use petrel_shards::broker::metadata::TopicConfig;
+
+pub use credentials::CredentialArgs;
 
 use crate::client::{properties, Client, Message, MessageQueue, PullRequest};
 

@@ -39,6 +39,8 @@ enum Command {
     Standalone(ServerArgs),
     /// mqadmin-style administration.
     Admin {
+        #[command(flatten)]
+        credentials: admin::CredentialArgs,
         #[command(subcommand)]
         command: AdminCommand,
     },
@@ -53,12 +55,15 @@ fn main() -> ExitCode {
         Command::Namesrv(args) => serve(Role::Namesrv, args),
         Command::Broker(args) => serve(Role::Broker, args),
         Command::Standalone(args) => serve(Role::Standalone, args),
-        Command::Admin { command } => {
+        Command::Admin {
+            credentials,
+            command,
+        } => {
             // A command-line tool: output cut short by its reader (`| head`) ends it quietly,
             // as for any Unix tool, instead of failing a write.
             // SAFETY: setting a signal's disposition to its default at start, single-threaded.
             unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
-            admin::run(command)
+            credentials.apply().and_then(|()| admin::run(command))
         }
     };
     match result {

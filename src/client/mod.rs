@@ -191,12 +191,37 @@ pub struct ConsumeStats {
     pub queues: Vec<QueueProgress>,
 }
 
+/// An ACL account's keys: every request is signed with them (ACL 1.0's AccessKey and
+/// Signature fields, as stock clients' RPC hooks add them).
+#[derive(Clone)]
+pub struct Credentials {
+    pub access_key: String,
+    pub secret_key: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("access_key", &self.access_key)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Credentials every `Client::new` of this process starts with (`petrel admin --accessKey`).
+static DEFAULT_CREDENTIALS: std::sync::OnceLock<Credentials> = std::sync::OnceLock::new();
+
+/// Makes every client created from now on sign with `credentials`; the first call wins.
+pub fn sign_by_default(credentials: Credentials) {
+    let _ = DEFAULT_CREDENTIALS.set(credentials);
+}
+
 /// A client bound to a list of name servers.
 pub struct Client {
     namesrv: Vec<String>,
     connections: HashMap<String, Connection>,
     pub timeout: Duration,
     pub producer_group: String,
+    credentials: Option<Credentials>,
 }
 
 impl Client {
@@ -212,15 +237,30 @@ impl Client {
             connections: HashMap::new(),
             timeout: Duration::from_secs(5),
             producer_group: "PETREL_PRODUCER".into(),
+            credentials: DEFAULT_CREDENTIALS.get().cloned(),
         }
+    }
+
+    /// Signs every request with `credentials` from now on.
+    pub fn with_credentials(mut self, credentials: Credentials) -> Client {
+        self.credentials = Some(credentials);
+        self
     }
 
     /// Sends `cmd` to `addr` and waits for the answer, reconnecting once on a broken connection.
     pub fn call(
         &mut self,
         addr: &str,
-        cmd: RemotingCommand,
+        mut cmd: RemotingCommand,
     ) -> Result<RemotingCommand, ClientError> {
+        if let Some(c) = &self.credentials {
+            petrel_shards::acl::signature::sign_request(
+                &mut cmd,
+                &c.access_key,
+                &c.secret_key,
+                None,
+            );
+        }
         for attempt in 0..2 {
             if !self.connections.contains_key(addr) {
                 let conn = Connection::connect(addr, self.timeout)?;

@@ -122,6 +122,10 @@ pub struct Config {
     /// Name server: `enableElectUncleanMaster` lets the controller elect a replica outside
     /// the in-sync set when none in it lives (acknowledged messages may be lost).
     pub enable_elect_unclean_master: bool,
+    /// `aclEnable`: every client request to a broker port is checked against `aclFile`.
+    pub acl_enable: bool,
+    /// `aclFile` (Petrel's; RocketMQ's `-Drocketmq.acl.plain.file`): the accounts' YAML.
+    pub acl_file: PathBuf,
 }
 
 fn online_cpus() -> usize {
@@ -185,6 +189,8 @@ impl Default for Config {
             controller_peers: None,
             controller_self_id: None,
             enable_elect_unclean_master: false,
+            acl_enable: false,
+            acl_file: PathBuf::from("conf/plain_acl.yml"),
         }
     }
 }
@@ -359,6 +365,8 @@ impl Config {
             // One Raft group per name-server set; the name is accepted for RocketMQ's files.
             "controllerDLegerGroup" => {}
             "enableElectUncleanMaster" => self.enable_elect_unclean_master = parse(key, v)?,
+            "aclEnable" => self.acl_enable = parse(key, v)?,
+            "aclFile" => self.acl_file = PathBuf::from(v),
             _ => return Err(ConfigError::UnknownKey(key.to_string())),
         }
         Ok(())

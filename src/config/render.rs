@@ -168,6 +168,8 @@ impl Config {
                 "enableElectUncleanMaster",
                 self.enable_elect_unclean_master.to_string(),
             ),
+            ("aclEnable", self.acl_enable.to_string()),
+            ("aclFile", self.acl_file.display().to_string()),
         ]);
         out.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
     }

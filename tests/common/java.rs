@@ -42,6 +42,11 @@ pub struct Driver {
 
 impl Driver {
     pub fn start(args: &[&str]) -> Driver {
+        Driver::start_with_env(args, &[])
+    }
+
+    /// `start` with `env` added to the driver's environment (e.g. its ACL keys).
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Driver {
         let log_dir = std::env::temp_dir().join("petrel-interop-logs");
         let offsets = tempfile::tempdir().expect("a temp dir");
         let mut child = Command::new("java")
@@ -55,6 +60,7 @@ impl Driver {
             .args(args)
             .env("PETREL_INTEROP_LOG_DIR", log_dir)
             .env("PETREL_INTEROP_OFFSET_DIR", offsets.path())
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -93,6 +99,21 @@ impl Driver {
             }
             out.push(line);
         }
+    }
+
+    /// Waits for the driver to exit within `limit`, whatever its status, and returns every
+    /// line it printed, errors included.
+    pub fn all_lines(mut self, limit: Duration) -> Vec<Value> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if self.child.try_wait().expect("driver status").is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::iter::from_fn(|| self.lines.recv_timeout(Duration::from_secs(1)).ok()).collect()
     }
 
     pub fn finish(mut self, limit: Duration) -> Vec<Value> {

@@ -366,11 +366,22 @@ pub fn pull_all(
 /// by Maven on first use) to completion within `limit`: whether it exited 0, and its stdout
 /// and stderr.
 pub fn apache_mqadmin(args: &[&str], limit: Duration) -> (bool, String, String) {
+    apache_mqadmin_with_env(args, limit, &[])
+}
+
+/// `apache_mqadmin` with `env` added (e.g. `ROCKETMQ_HOME`, whose `conf/tools.yml` holds the
+/// ACL keys mqadmin signs with).
+pub fn apache_mqadmin_with_env(
+    args: &[&str],
+    limit: Duration,
+    env: &[(&str, &str)],
+) -> (bool, String, String) {
     use std::io::Read;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/mqadmin/mqadmin");
     let mut child = Command::new("bash")
         .arg(script)
         .args(args)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

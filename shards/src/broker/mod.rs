@@ -89,6 +89,8 @@ pub struct ShardConfig {
     pub split_registration_size: usize,
     /// Every broker.conf key with its value at start-up (GET_BROKER_CONFIG).
     pub broker_properties: Vec<(String, String)>,
+    /// `aclEnable`: the rules of `aclFile`, checked on every client request.
+    pub acl: Option<crate::acl::AclConfig>,
 }
 
 /// Memory that idle connections and finished work gave back sits in malloc's free lists
@@ -142,6 +144,8 @@ pub struct Shard {
     /// Client connections open on this shard's listeners.
     pub open_connections: Cell<usize>,
     pub throttle: throttle::Throttle,
+    /// This shard's copy of the ACL rules, when `aclEnable` is on.
+    pub acl: Option<Rc<crate::acl::AclWatch>>,
 }
 
 impl Shard {
@@ -176,6 +180,10 @@ impl Shard {
         let broker_config = Rc::new(broker_config::BrokerConfig::new(&config));
         Rc::new(Shard {
             throttle: throttle::Throttle::new(config.tps, config.shard_count),
+            acl: config
+                .acl
+                .clone()
+                .map(|c| Rc::new(crate::acl::AclWatch::new(c))),
             broker_config,
             open_connections: Cell::new(0),
             config,
@@ -388,6 +396,14 @@ impl Shard {
         glommio::spawn_local(register::run(self.clone())).detach();
         if self.config.shard_id == 0 {
             glommio::spawn_local_into(run_memory_trim(), self.background)
+                .expect("the background queue exists")
+                .detach();
+        }
+        if let Some(acl) = &self.acl {
+            let watch = acl
+                .clone()
+                .run(self.config.shard_id, Duration::from_secs(2));
+            glommio::spawn_local_into(watch, self.background)
                 .expect("the background queue exists")
                 .detach();
         }

@@ -29,7 +29,7 @@ pub fn split_queues(total: i32, shard: usize, shards: usize) -> i32 {
 impl Handler for FrontDoor {
     async fn handle(&self, conn: &Rc<Connection>, cmd: RemotingCommand) {
         let shard = &self.0;
-        if cmd.is_response() {
+        if cmd.is_response() || super::refused_by_acl(shard, conn, &cmd) {
             return;
         }
         let reply = match cmd.code {

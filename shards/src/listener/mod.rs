@@ -169,11 +169,42 @@ pub struct ShardHandler(pub Rc<Shard>);
 
 impl Handler for ShardHandler {
     async fn handle(&self, conn: &Rc<Connection>, cmd: RemotingCommand) {
-        dispatch(&self.0, conn, cmd);
+        if !refused_by_acl(&self.0, conn, &cmd) {
+            dispatch(&self.0, conn, cmd);
+        }
     }
 
     fn on_close(&self, conn: &Rc<Connection>) {
         self.0.connection_closed(conn);
+    }
+}
+
+/// With `aclEnable`, a client request the rules refuse is answered NO_PERMISSION with the
+/// reason, and goes no further. Requests between shards come over the mesh, not through here.
+pub fn refused_by_acl(shard: &Shard, conn: &Connection, cmd: &RemotingCommand) -> bool {
+    let Some(acl) = &shard.acl else {
+        return false;
+    };
+    if cmd.is_response() {
+        return false;
+    }
+    match acl.current().check(conn.peer.ip(), cmd) {
+        Ok(()) => false,
+        Err(reason) => {
+            log::debug!(
+                "shard {}: refused request code {} from {}: {reason}",
+                shard.config.shard_id,
+                cmd.code,
+                conn.peer
+            );
+            if !cmd.is_oneway() {
+                conn.send(
+                    &RemotingCommand::response(response::NO_PERMISSION, cmd.opaque)
+                        .with_remark(reason),
+                );
+            }
+            true
+        }
     }
 }
 

@@ -41,6 +41,18 @@ public final class Interop {
         Runtime.getRuntime().halt(rc);
     }
 
+    /**
+     * The stock ACL hook signing every request with the account in PETREL_ACL_ACCESS_KEY /
+     * PETREL_ACL_SECRET_KEY, or null when they are not set.
+     */
+    static org.apache.rocketmq.remoting.RPCHook aclHook() {
+        String ak = System.getenv("PETREL_ACL_ACCESS_KEY");
+        String sk = System.getenv("PETREL_ACL_SECRET_KEY");
+        if (ak == null || ak.isEmpty() || sk == null) return null;
+        return new org.apache.rocketmq.acl.common.AclClientRPCHook(
+                new org.apache.rocketmq.acl.common.SessionCredentials(ak, sk));
+    }
+
     private static void configureLogging() {
         setIfAbsent("mq.consoleAppender.enabled", "false");
         setIfAbsent("rocketmq.client.logUseSlf4j", "false");

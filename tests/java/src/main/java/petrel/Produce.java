@@ -45,7 +45,7 @@ final class Produce {
             throw new Interop.UsageException("mode must be sync|async|oneway|batch|delayN, got: " + mode);
         }
 
-        DefaultMQProducer producer = new DefaultMQProducer(group);
+        DefaultMQProducer producer = new DefaultMQProducer(group, Interop.aclHook());
         producer.setNamesrvAddr(namesrv);
         producer.setVipChannelEnabled(false);
         producer.setSendMsgTimeout(5000);

@@ -37,7 +37,7 @@ final class Push {
         AtomicLong lastAt = new AtomicLong(0);
         Object lock = new Object();
 
-        DefaultMQPushConsumer consumer = new DefaultMQPushConsumer(group);
+        DefaultMQPushConsumer consumer = new DefaultMQPushConsumer(group, Interop.aclHook());
         consumer.setNamesrvAddr(namesrv);
         consumer.setVipChannelEnabled(false);
         if (instanceName != null && !instanceName.isEmpty()) consumer.setInstanceName(instanceName);
