@@ -135,11 +135,27 @@ pub fn run(role: Role, config: Config) -> anyhow::Result<()> {
         ready.store_path_root_dir = Some(config.store_path_root_dir.display().to_string());
     }
 
+    // A file that does not parse stops the start, naming the file and the fault.
+    let acl = if config.acl_enable {
+        let rules = Acl::load(&config.acl_file).map_err(|e| anyhow!(e))?;
+        log::info!(
+            "ACL on: {} accounts from {}",
+            rules.accounts(),
+            config.acl_file.display()
+        );
+        Some(AclConfig {
+            path: config.acl_file.clone(),
+            rules,
+        })
+    } else {
+        None
+    };
     if let Some(listener) = namesrv_listener {
         let (stop, shutdown) = shutdown_pair()?;
         let kv = namesrv::kv::KvConfig::load(&config.kv_config_path())
             .map_err(|e| anyhow!("kvConfigPath {e}"))?;
         let join = namesrv::spawn(NamesrvStart {
+            acl: acl.clone(),
             listener,
             shutdown,
             ready: ready_tx.clone(),
@@ -166,21 +182,6 @@ pub fn run(role: Role, config: Config) -> anyhow::Result<()> {
                     .map_err(|e| anyhow!(e))?,
                 heartbeat_interval: config.broker_heartbeat_interval,
                 heartbeat_timeout: config.controller_heartbeat_timeout,
-            })
-        } else {
-            None
-        };
-        // A file that does not parse stops the start, naming the file and the fault.
-        let acl = if config.acl_enable {
-            let rules = Acl::load(&config.acl_file).map_err(|e| anyhow!(e))?;
-            log::info!(
-                "ACL on: {} accounts from {}",
-                rules.accounts(),
-                config.acl_file.display()
-            );
-            Some(AclConfig {
-                path: config.acl_file.clone(),
-                rules,
             })
         } else {
             None
@@ -233,6 +234,7 @@ pub fn run(role: Role, config: Config) -> anyhow::Result<()> {
                 split_registration_size: config.split_registration_size,
                 broker_properties: config.properties(),
                 acl: acl.clone(),
+                inner_credentials: config.inner_credentials.clone(),
                 lock_max_live: config.rebalance_lock_max_live_time,
                 replication: ReplicationConfig {
                     role: config.broker_role,

@@ -35,12 +35,30 @@ fn rules(audit_right: &str) -> String {
     )
 }
 
-fn start(dir: &Path) -> Petrel {
+/// The broker's own account, for its registrations with the name server.
+const INNER: &str = r#"innerClientAuthenticationCredentials={"accessKey":"petrel_admin","secretKey":"admin-secret-1"}"#;
+
+fn start_with(dir: &Path, extra: &[&str]) -> Petrel {
     let file = dir.join("plain_acl.yml");
     std::fs::write(&file, rules("SUB")).unwrap();
     let store = dir.join("store");
     let acl_file = format!("aclFile={}", file.display());
-    Petrel::start("standalone", &store, &["aclEnable=true", &acl_file])
+    let mut properties = vec!["aclEnable=true", &acl_file];
+    properties.extend_from_slice(extra);
+    Petrel::start("standalone", &store, &properties)
+}
+
+/// A started broker whose shards the name server lists (their first registration, signed,
+/// accepted), so `-c DefaultCluster` finds them.
+fn start(dir: &Path) -> Petrel {
+    let petrel = start_with(dir, &[INNER]);
+    let mut client = Client::new(&petrel.namesrv());
+    eventually(Duration::from_secs(20), || {
+        let info = client.cluster_info().ok()?;
+        let brokers = info["brokerAddrTable"].as_object()?;
+        (!brokers.is_empty()).then_some(())
+    });
+    petrel
 }
 
 fn keys(access_key: &str, secret_key: &str) -> Credentials {
@@ -283,4 +301,71 @@ fn stock_java_clients_and_mqadmin_sign_with_their_own_hook() {
     .finish(Duration::from_secs(180));
     let done = got.last().unwrap();
     assert_eq!(done["received"], 20, "{done}");
+}
+
+#[test]
+fn name_server_changes_need_an_admin_signature() {
+    let dir = tempfile::tempdir().unwrap();
+    let petrel = start(dir.path());
+    let ns = petrel.namesrv();
+    let (ok, out) = admin_as(
+        &petrel,
+        Some(("petrel_admin", "admin-secret-1")),
+        &["updateTopic", "-c", "DefaultCluster", "-t", "Orders"],
+    );
+    assert!(ok, "{out}");
+    let mut user = app_user(&petrel);
+    let route = eventually(Duration::from_secs(10), || user.route("Orders").ok());
+    let real = route.broker_datas[0].master().unwrap().to_string();
+
+    // A forged registration (the route hijack of an open name server) is refused: unsigned,
+    // or signed by an account that is not an admin.
+    let forged = |client: &mut Client| {
+        let fields = [
+            ("brokerName", route.broker_datas[0].broker_name.as_str()),
+            ("brokerAddr", "127.0.0.1:1"),
+            ("clusterName", "DefaultCluster"),
+            ("haServerAddr", "127.0.0.1:1"),
+            ("brokerId", "0"),
+        ];
+        let body = br#"{"topicConfigSerializeWrapper":{"topicConfigTable":{"Orders":{"topicName":"Orders","readQueueNums":8,"writeQueueNums":8,"perm":6}},"dataVersion":{"counter":1,"timestamp":1}},"filterServerList":[]}"#;
+        let cmd = petrel_shards::remoting::RemotingCommand::request(
+            petrel_shards::remoting::request::REGISTER_BROKER,
+            fields.into_iter().collect(),
+            bytes::Bytes::from_static(body),
+        );
+        client.call(&ns, cmd).unwrap()
+    };
+    let reply = forged(&mut Client::new(&ns));
+    assert_eq!(reply.code, response::NO_PERMISSION, "{reply:?}");
+    assert_eq!(reply.remark.as_deref(), Some("No accessKey is configured"));
+    let reply = forged(&mut user);
+    assert_eq!(reply.code, response::NO_PERMISSION, "{reply:?}");
+    assert!(reply.remark.unwrap().contains("not an admin"));
+    let (ok, out) = admin_as(
+        &petrel,
+        Some(("app_user", "12345678")),
+        &["deleteTopic", "-c", "DefaultCluster", "-t", "Orders"],
+    );
+    assert!(!ok && out.contains("not an admin"), "{out}");
+    let route = user.route("Orders").unwrap();
+    assert_eq!(route.broker_datas[0].master(), Some(real.as_str()));
+
+    // A broker without its own account is refused by an ACL name server, and says so.
+    let bare = tempfile::tempdir().unwrap();
+    let unregistered = start_with(bare.path(), &[]);
+    eventually(Duration::from_secs(15), || {
+        unregistered
+            .stderr_lines()
+            .iter()
+            .any(|l| l.contains("register with") && l.contains("No accessKey is configured"))
+            .then_some(())
+    });
+    let info = Client::new(&unregistered.namesrv()).cluster_info().unwrap();
+    assert!(
+        info["brokerAddrTable"]
+            .as_object()
+            .is_none_or(|t| t.is_empty()),
+        "{info}"
+    );
 }

@@ -193,19 +193,7 @@ pub struct ConsumeStats {
 
 /// An ACL account's keys: every request is signed with them (ACL 1.0's AccessKey and
 /// Signature fields, as stock clients' RPC hooks add them).
-#[derive(Clone)]
-pub struct Credentials {
-    pub access_key: String,
-    pub secret_key: String,
-}
-
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials")
-            .field("access_key", &self.access_key)
-            .finish_non_exhaustive()
-    }
-}
+pub use petrel_shards::acl::Credentials;
 
 /// Credentials every `Client::new` of this process starts with (`petrel admin --accessKey`).
 static DEFAULT_CREDENTIALS: std::sync::OnceLock<Credentials> = std::sync::OnceLock::new();
@@ -253,13 +241,8 @@ impl Client {
         addr: &str,
         mut cmd: RemotingCommand,
     ) -> Result<RemotingCommand, ClientError> {
-        if let Some(c) = &self.credentials {
-            petrel_shards::acl::signature::sign_request(
-                &mut cmd,
-                &c.access_key,
-                &c.secret_key,
-                None,
-            );
+        if let Some(credentials) = &self.credentials {
+            credentials.sign(&mut cmd);
         }
         for attempt in 0..2 {
             if !self.connections.contains_key(addr) {

@@ -6,6 +6,7 @@ mod render;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use petrel_shards::acl::Credentials;
 use petrel_shards::broker::schedule;
 use petrel_shards::broker::throttle::TpsConfig;
 use petrel_shards::broker::transaction::TransactionConfig;
@@ -126,6 +127,9 @@ pub struct Config {
     pub acl_enable: bool,
     /// `aclFile` (Petrel's; RocketMQ's `-Drocketmq.acl.plain.file`): the accounts' YAML.
     pub acl_file: PathBuf,
+    /// `innerClientAuthenticationCredentials`: `{"accessKey":…,"secretKey":…}`, the account a
+    /// broker signs its registrations and controller requests with.
+    pub inner_credentials: Option<Credentials>,
 }
 
 fn online_cpus() -> usize {
@@ -191,6 +195,7 @@ impl Default for Config {
             enable_elect_unclean_master: false,
             acl_enable: false,
             acl_file: PathBuf::from("conf/plain_acl.yml"),
+            inner_credentials: None,
         }
     }
 }
@@ -367,6 +372,17 @@ impl Config {
             "enableElectUncleanMaster" => self.enable_elect_unclean_master = parse(key, v)?,
             "aclEnable" => self.acl_enable = parse(key, v)?,
             "aclFile" => self.acl_file = PathBuf::from(v),
+            "innerClientAuthenticationCredentials" => {
+                self.inner_credentials = if v.is_empty() {
+                    None
+                } else {
+                    Some(serde_json::from_str(v).map_err(|e| ConfigError::BadValue {
+                        key: key.into(),
+                        value: "(hidden)".into(),
+                        reason: format!("expected {{\"accessKey\":…,\"secretKey\":…}}: {e}"),
+                    })?)
+                }
+            }
             _ => return Err(ConfigError::UnknownKey(key.to_string())),
         }
         Ok(())

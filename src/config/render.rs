@@ -170,6 +170,19 @@ impl Config {
             ),
             ("aclEnable", self.acl_enable.to_string()),
             ("aclFile", self.acl_file.display().to_string()),
+            // The secret never leaves the process (GET_BROKER_CONFIG shows this list).
+            (
+                "innerClientAuthenticationCredentials",
+                self.inner_credentials
+                    .as_ref()
+                    .map(|c| {
+                        format!(
+                            "{{\"accessKey\":\"{}\",\"secretKey\":\"******\"}}",
+                            c.access_key
+                        )
+                    })
+                    .unwrap_or_default(),
+            ),
         ]);
         out.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
     }

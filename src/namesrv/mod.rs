@@ -19,6 +19,7 @@ use bytes::Bytes;
 use futures_lite::AsyncReadExt;
 use glommio::{LocalExecutorBuilder, Placement};
 use kv::{KvConfig, ORDER_TOPIC_CONFIG};
+use petrel_shards::acl::{AclConfig, AclWatch};
 use petrel_shards::net::connection::{serve_connection, ConnectionLimits, Handler};
 use petrel_shards::net::listener::into_glommio;
 use petrel_shards::net::Connection;
@@ -48,9 +49,34 @@ pub struct NameServer {
     /// Connection ids, unique across the client and the peers' listeners: a closing
     /// connection takes the brokers and replicas heard on it.
     last_connection_id: std::cell::Cell<u64>,
+    /// `aclEnable`: what changes routes, the KV store or the controller's state must be
+    /// signed by an admin account.
+    acl: Option<Rc<AclWatch>>,
 }
 
 impl NameServer {
+    /// With `aclEnable`, why `cmd` is refused, if it is: requests that change what the name
+    /// server holds need an admin account; reads (routes, cluster, topics, KV) are open, as
+    /// every client needs them to find brokers. Raft messages between controllers are not
+    /// checked.
+    fn refused_by_acl(&self, conn: &Connection, cmd: &RemotingCommand) -> Option<String> {
+        let acl = self.acl.as_ref()?;
+        let changes_state = matches!(
+            cmd.code,
+            request::REGISTER_BROKER
+                | request::UNREGISTER_BROKER
+                | request::DELETE_TOPIC_IN_NAMESRV
+                | request::PUT_KV_CONFIG
+                | request::DELETE_KV_CONFIG
+                | request::BROKER_HEARTBEAT
+                | request::CONTROLLER_ELECT_MASTER
+        );
+        if !changes_state {
+            return None;
+        }
+        acl.current().check_admin(conn.peer.ip(), cmd).err()
+    }
+
     /// The controller, on a name server that runs one.
     fn control(&self) -> &ControllerState {
         self.controller.as_ref().expect("the controller runs here")
@@ -221,6 +247,20 @@ impl Handler for NameServerHandler {
         if cmd.is_response() {
             return;
         }
+        if let Some(reason) = self.0.refused_by_acl(conn, &cmd) {
+            log::debug!(
+                "namesrv: refused request code {} from {}: {reason}",
+                cmd.code,
+                conn.peer
+            );
+            if !cmd.is_oneway() {
+                conn.send(
+                    &RemotingCommand::response(response::NO_PERMISSION, cmd.opaque)
+                        .with_remark(reason),
+                );
+            }
+            return;
+        }
         let reply = match cmd.code {
             request::BROKER_HEARTBEAT
             | request::CONTROLLER_ELECT_MASTER
@@ -261,6 +301,8 @@ pub struct NamesrvStart {
     pub order_message_enable: bool,
     /// `enableControllerInNamesrv`: the controller and its Raft log.
     pub controller: Option<ControllerStart>,
+    /// `aclEnable`: the rules of `aclFile`.
+    pub acl: Option<AclConfig>,
 }
 
 /// What a controller starts from; the Raft node itself is made on the name server's thread.
@@ -321,7 +363,11 @@ async fn serve(start: NamesrvStart) {
         order_message_enable: start.order_message_enable,
         controller,
         last_connection_id: std::cell::Cell::new(0),
+        acl: start.acl.map(|c| Rc::new(AclWatch::new(c))),
     });
+    if let Some(acl) = &server.acl {
+        glommio::spawn_local(acl.clone().run(NAMESRV_READY_ID, Duration::from_secs(2))).detach();
+    }
     let handler = Rc::new(NameServerHandler(server.clone()));
     let limits = start.connection;
     let mut controller_tasks = Vec::new();

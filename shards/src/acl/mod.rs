@@ -22,6 +22,30 @@ use crate::broker::clients::HeartbeatData;
 use crate::remoting::{request, RemotingCommand};
 use address::AddressPattern;
 
+/// An account's keys, as a client signs with them (`petrel admin --accessKey`, a broker's
+/// `innerClientAuthenticationCredentials`).
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Credentials {
+    pub access_key: String,
+    pub secret_key: String,
+}
+
+impl Credentials {
+    /// Adds `AccessKey` and `Signature` to `cmd`.
+    pub fn sign(&self, cmd: &mut RemotingCommand) {
+        signature::sign_request(cmd, &self.access_key, &self.secret_key, None);
+    }
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("access_key", &self.access_key)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A right as `plain_acl.yml` spells it: `DENY`, `PUB`, `SUB`, `PUB|SUB` (or `SUB|PUB`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Perm(u8);
@@ -195,11 +219,15 @@ impl Acl {
         self.accounts.len()
     }
 
-    /// Checks one request from `peer`: `Err` holds the remark of the refusal (the order of
-    /// ops-surface §6.1).
-    pub fn check(&self, peer: IpAddr, cmd: &RemotingCommand) -> Result<(), String> {
+    /// The account `cmd` is signed by, or `None` when `peer` is globally white-listed (ops-surface
+    /// §6.1, steps 1–5); `Err` holds the remark of a refusal.
+    fn authenticate(
+        &self,
+        peer: IpAddr,
+        cmd: &RemotingCommand,
+    ) -> Result<Option<&Account>, String> {
         if self.global_white.iter().any(|p| p.matches(peer)) {
-            return Ok(());
+            return Ok(None);
         }
         let access_key = cmd
             .ext_fields
@@ -214,6 +242,28 @@ impl Acl {
         {
             return Err(format!("Check signature failed for accessKey={access_key}"));
         }
+        Ok(Some(account))
+    }
+
+    /// Checks a request that changes a name server's state (registrations, topic deletions,
+    /// KV changes, controller requests): only an admin account, or a white-listed address.
+    pub fn check_admin(&self, peer: IpAddr, cmd: &RemotingCommand) -> Result<(), String> {
+        match self.authenticate(peer, cmd)? {
+            Some(account) if !account.admin => Err(format!(
+                "accessKey={} is not an admin: request code {} needs one",
+                account.access_key, cmd.code
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Checks one request from `peer` to a broker: `Err` holds the remark of the refusal (the
+    /// order of ops-surface §6.1).
+    pub fn check(&self, peer: IpAddr, cmd: &RemotingCommand) -> Result<(), String> {
+        let Some(account) = self.authenticate(peer, cmd)? else {
+            return Ok(());
+        };
+        let access_key = &account.access_key;
         if account.admin {
             return Ok(());
         }

@@ -91,6 +91,9 @@ pub struct ShardConfig {
     pub broker_properties: Vec<(String, String)>,
     /// `aclEnable`: the rules of `aclFile`, checked on every client request.
     pub acl: Option<crate::acl::AclConfig>,
+    /// `innerClientAuthenticationCredentials`: what the broker signs its own requests to name
+    /// servers and controllers with.
+    pub inner_credentials: Option<crate::acl::Credentials>,
 }
 
 /// Memory that idle connections and finished work gave back sits in malloc's free lists
@@ -184,6 +187,7 @@ impl Shard {
                 .acl
                 .clone()
                 .map(|c| Rc::new(crate::acl::AclWatch::new(c))),
+            rpc: RpcClient::signing(config.inner_credentials.clone()),
             broker_config,
             open_connections: Cell::new(0),
             config,
@@ -201,7 +205,6 @@ impl Shard {
                 glommio::Latency::NotImportant,
                 "background",
             ),
-            rpc: RpcClient::default(),
             ha,
             register_now: Signal::default(),
             metadata_changed: Signal::default(),

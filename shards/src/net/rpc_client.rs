@@ -31,9 +31,19 @@ pub enum RpcError {
 pub struct RpcClient {
     streams: RefCell<HashMap<String, Rc<RefCell<Option<TcpStream>>>>>,
     next_opaque: std::cell::Cell<i32>,
+    /// Every request is signed with these, when set (name servers with `aclEnable`).
+    credentials: Option<crate::acl::Credentials>,
 }
 
 impl RpcClient {
+    /// A client that signs every request with `credentials`, if any.
+    pub fn signing(credentials: Option<crate::acl::Credentials>) -> RpcClient {
+        RpcClient {
+            credentials,
+            ..RpcClient::default()
+        }
+    }
+
     /// Sends `cmd` to `addr` and waits up to `timeout` for its response.
     pub async fn call(
         &self,
@@ -44,6 +54,9 @@ impl RpcClient {
         let opaque = self.next_opaque.get();
         self.next_opaque.set(opaque.wrapping_add(1));
         cmd.opaque = opaque;
+        if let Some(credentials) = &self.credentials {
+            credentials.sign(&mut cmd);
+        }
         let slot = self
             .streams
             .borrow_mut()

@@ -61,7 +61,7 @@ pub fn format_ids(ids: &BTreeSet<i64>) -> String {
 pub async fn run(shard: Rc<Shard>, link: ControllerLink) {
     // Heartbeats have connections of their own: the controller counts a replica dead when
     // the connection its heartbeats come on closes, so no other call may open and drop one.
-    let rpc = RpcClient::default();
+    let rpc = RpcClient::signing(shard.config.inner_credentials.clone());
     let mut last_error = String::new();
     loop {
         match heartbeat(&shard, &rpc, &link).await {

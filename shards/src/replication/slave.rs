@@ -120,7 +120,13 @@ pub async fn divergence_at_start(
         ext,
         bytes::Bytes::new(),
     );
-    let view = match super::controller::ask(&RpcClient::default(), link, ask).await {
+    let view = match super::controller::ask(
+        &RpcClient::signing(config.inner_credentials.clone()),
+        link,
+        ask,
+    )
+    .await
+    {
         Ok(view) => view,
         Err(e) => {
             log::warn!("shard {id}: at start: controller: {e}; the log is checked against the master once it is reached");
