@@ -5,7 +5,7 @@ use anyhow::bail;
 use clap::Args;
 
 /// An ACL account to sign requests with (mqadmin reads them from `conf/tools.yml`).
-#[derive(Debug, Args)]
+#[derive(Args)]
 pub struct CredentialArgs {
     #[arg(long = "accessKey", env = "PETREL_ACCESS_KEY", global = true)]
     pub access_key: Option<String>,

@@ -379,7 +379,11 @@ impl Config {
                     Some(serde_json::from_str(v).map_err(|e| ConfigError::BadValue {
                         key: key.into(),
                         value: "(hidden)".into(),
-                        reason: format!("expected {{\"accessKey\":…,\"secretKey\":…}}: {e}"),
+                        // Not serde's message: it would quote the secret.
+                        reason: format!(
+                            "expected {{\"accessKey\":\"…\",\"secretKey\":\"…\"}} (both strings; fault at column {})",
+                            e.column()
+                        ),
                     })?)
                 }
             }

@@ -219,8 +219,9 @@ impl Acl {
         self.accounts.len()
     }
 
-    /// The account `cmd` is signed by, or `None` when `peer` is globally white-listed (ops-surface
-    /// §6.1, steps 1–5); `Err` holds the remark of a refusal.
+    /// The account `cmd` is signed by, or `None` when `peer` is white-listed, globally or for
+    /// the account named (ops-surface §6.1, steps 1–5: either allows the whole request); `Err`
+    /// holds the remark of a refusal.
     fn authenticate(
         &self,
         peer: IpAddr,
@@ -237,9 +238,10 @@ impl Acl {
             .accounts
             .get(access_key)
             .ok_or_else(|| format!("No acl config for {access_key}"))?;
-        if !account.white_remote_address.matches(peer)
-            && !signature::verify(cmd, &account.secret_key)
-        {
+        if account.white_remote_address.matches(peer) {
+            return Ok(None);
+        }
+        if !signature::verify(cmd, &account.secret_key) {
             return Err(format!("Check signature failed for accessKey={access_key}"));
         }
         Ok(Some(account))
@@ -370,8 +372,12 @@ fn resources(cmd: &RemotingCommand) -> Result<Vec<(Resource, Perm)>, String> {
             vec![read("topic")?, group("consumerGroup")?]
         }
         request::QUERY_MESSAGE => vec![read("topic")?],
+        // A producer unregisters without a consumer group: nothing of a group's is touched.
         request::UNREGISTER_CLIENT | request::GET_CONSUMER_LIST_BY_GROUP => {
-            vec![group("consumerGroup")?]
+            match cmd.ext_fields.get("consumerGroup") {
+                Some(g) if !g.is_empty() => vec![(Resource::Group(g.to_string()), Perm::SUB)],
+                _ => Vec::new(),
+            }
         }
         request::UPDATE_CONSUMER_OFFSET => vec![group("consumerGroup")?, read("topic")?],
         request::HEART_BEAT => {
@@ -394,14 +400,20 @@ fn resources(cmd: &RemotingCommand) -> Result<Vec<(Resource, Perm)>, String> {
 pub struct AclWatch {
     path: PathBuf,
     acl: RefCell<Rc<Acl>>,
-    modified: Cell<Option<SystemTime>>,
+    /// The file's modification time and length when last read.
+    modified: Cell<Option<(SystemTime, u64)>>,
+}
+
+/// What tells one version of the file from the next: its modification time and its length
+/// (a file rewritten in place within one tick of the clock changes length, mostly).
+fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
 }
 
 impl AclWatch {
     pub fn new(config: AclConfig) -> AclWatch {
-        let modified = std::fs::metadata(&config.path)
-            .and_then(|m| m.modified())
-            .ok();
+        let modified = stamp(&config.path);
         AclWatch {
             path: config.path,
             acl: RefCell::new(Rc::new(config.rules)),
@@ -416,9 +428,7 @@ impl AclWatch {
     /// Reloads the file if it changed since it was last read. A file that no longer parses
     /// keeps the rules in force and is reported; `shard` names who says so.
     pub fn reload_if_changed(&self, shard: usize) {
-        let modified = std::fs::metadata(&self.path)
-            .and_then(|m| m.modified())
-            .ok();
+        let modified = stamp(&self.path);
         if modified == self.modified.get() {
             return;
         }

@@ -25,6 +25,9 @@ accounts:
     secretKey: "12345678"
     whiteRemoteAddress: 192.168.1.*
     admin: true
+  - accessKey: office
+    secretKey: office-secret
+    whiteRemoteAddress: 172.16.0.*
 dataVersion:
   - counter: 1
     timestamp: 1600000000000
@@ -114,7 +117,7 @@ fn old_admin_tools_unique_key_flag_is_left_out_only_for_old_versions() {
 #[test]
 fn the_file_parses_with_numbers_as_keys_and_rights() {
     let acl = Acl::parse(FILE).unwrap();
-    assert_eq!(acl.accounts(), 2);
+    assert_eq!(acl.accounts(), 3);
     let debug = format!("{acl:?}");
     assert!(!debug.contains("12345678"), "no secret in {debug}");
     let bad = FILE.replace("topicC=SUB", "topicC=WRITE");
@@ -260,4 +263,52 @@ fn address_patterns() {
         let err = AddressPattern::parse(bad).unwrap_err();
         assert!(err.contains(bad), "{err}");
     }
+}
+
+#[test]
+fn an_accounts_white_address_allows_the_whole_request() {
+    let acl = Acl::parse(FILE).unwrap();
+    let mut create = request(request::UPDATE_AND_CREATE_TOPIC, &[("topic", "x")], b"");
+    create.ext_fields.insert("AccessKey", "office");
+    assert!(acl.check(ip("172.16.0.9"), &create).is_ok());
+    assert!(acl.check_admin(ip("172.16.0.9"), &create).is_ok());
+    let err = acl.check(ip("172.16.1.9"), &create).unwrap_err();
+    assert!(err.contains("Check signature failed"), "{err}");
+    let signed = signed(create, "office", "office-secret");
+    assert!(acl
+        .check(ip("172.16.1.9"), &signed)
+        .unwrap_err()
+        .contains("admin"));
+    assert!(acl
+        .check_admin(ip("172.16.1.9"), &signed)
+        .unwrap_err()
+        .contains("admin"));
+}
+
+#[test]
+fn a_producer_unregisters_without_a_group() {
+    let acl = Acl::parse(FILE).unwrap();
+    let producer = signed(
+        request(
+            request::UNREGISTER_CLIENT,
+            &[("clientID", "c"), ("producerGroup", "p")],
+            b"",
+        ),
+        "RocketMQ",
+        "12345678",
+    );
+    assert!(acl.check(ip("127.0.0.1"), &producer).is_ok());
+    let consumer = signed(
+        request(
+            request::UNREGISTER_CLIENT,
+            &[("clientID", "c"), ("consumerGroup", "groupA")],
+            b"",
+        ),
+        "RocketMQ",
+        "12345678",
+    );
+    assert!(
+        acl.check(ip("127.0.0.1"), &consumer).is_err(),
+        "groupA=DENY"
+    );
 }
