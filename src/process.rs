@@ -16,6 +16,7 @@ use petrel_shards::acl::{Acl, AclConfig};
 use petrel_shards::broker::{shard_broker_name, ShardConfig};
 use petrel_shards::mesh::{MeshBuilder, MESH_CHANNEL_CAPACITY};
 use petrel_shards::net::listener::bind;
+use petrel_shards::net::open_files;
 use petrel_shards::replication::{ControllerLink, ReplicationConfig};
 use petrel_shards::runtime::shard::{self, ShardStart};
 use serde::Serialize;
@@ -65,6 +66,21 @@ fn shutdown_pair() -> anyhow::Result<(UnixStream, OwnedFd)> {
     let (ours, theirs) = UnixStream::pair().context("socketpair for shutdown")?;
     theirs.set_nonblocking(true)?;
     Ok((ours, OwnedFd::from(theirs)))
+}
+
+/// `clientConnectionsMax`, or fewer where the open-files limit (raised to its hard value
+/// first) has no room for that many: past it a connection could not even be accepted to be
+/// refused.
+fn connections_max(configured: usize) -> anyhow::Result<usize> {
+    let limit = open_files::raise_limit().context("reading RLIMIT_NOFILE")?;
+    let allowed = open_files::connections_allowed(limit);
+    if allowed < configured {
+        log::warn!(
+            "clientConnectionsMax={configured} needs more descriptors than the open-files limit ({limit}, at {} per connection) has: serving at most {allowed} connections; raise `ulimit -n` (see tuning/) for more",
+            open_files::DESCRIPTORS_PER_CONNECTION
+        );
+    }
+    Ok(configured.min(allowed))
 }
 
 fn addr(ip: &str, port: u16) -> anyhow::Result<SocketAddr> {
@@ -186,6 +202,7 @@ pub fn run(role: Role, config: Config) -> anyhow::Result<()> {
         } else {
             None
         };
+        let connections_max = connections_max(config.client_connections_max)?;
         let cpus: Vec<usize> = glommio::CpuSet::online()
             .map(|s| s.iter().map(|c| c.cpu).collect())
             .unwrap_or_default();
@@ -219,7 +236,7 @@ pub fn run(role: Role, config: Config) -> anyhow::Result<()> {
                 trace_topic_enable: config.trace_topic_enable,
                 register_interval: config.register_name_server_period,
                 connection: petrel_shards::net::connection::ConnectionLimits {
-                    shard_connections_max: config.client_connections_max.div_ceil(config.shards),
+                    shard_connections_max: connections_max.div_ceil(config.shards),
                     ..config.connection
                 },
                 long_polling_enable: config.long_polling_enable,

@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
@@ -113,4 +113,84 @@ fn idle_connections_stay_small_after_a_load_and_the_cap_closes_the_excess() {
     std::thread::sleep(Duration::from_millis(500));
     let mut fresh = Client::new(&petrel.namesrv());
     send(&mut fresh);
+}
+
+/// Two descriptors per connection: a process with few open files serves fewer connections
+/// than `clientConnectionsMax` asks for, says so at start, and closes the excess at once
+/// rather than running out of descriptors and leaving new clients unanswered in the backlog.
+#[test]
+fn the_open_files_limit_caps_connections_and_the_excess_is_closed_not_left_waiting() {
+    const LIMIT: u64 = 600;
+    let dir = tempfile::tempdir().unwrap();
+    let petrel = Petrel::start_with_open_files("standalone", dir.path(), &[], LIMIT);
+    let mut client = Client::new(&petrel.namesrv());
+    create_topic(&mut client, &petrel, "Few", 1);
+    let (name, addr) = petrel.brokers()[0].clone();
+    let q = queue("Few", &name, 0);
+    let msg = Message::new("honest", properties(None, None, &[]));
+    assert_eq!(
+        client.send_to(&addr, &q, &msg).unwrap().code,
+        response::SUCCESS
+    );
+    let logged = petrel.stderr_lines().join("\n");
+    assert!(
+        logged.contains("serving at most"),
+        "no warning about the open-files limit in:\n{logged}"
+    );
+
+    // More connections than the limit has descriptors for: each is served or closed, none
+    // is left waiting unaccepted (a send on it answered, or the connection gone).
+    let opened: Vec<TcpStream> = (0..LIMIT / 2)
+        .map(|_| TcpStream::connect(&addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let mut held = Vec::new();
+    let mut closed = 0;
+    for (i, s) in opened.into_iter().enumerate() {
+        s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        let mut template = SendTemplate::new("G_few", "Few", 0, false, i as u64);
+        let mut out = Vec::new();
+        template.encode(&mut out, 0, 0, 0, 1, b"crowd");
+        let mut writer = s.try_clone().unwrap();
+        let mut reader = FrameReader::new(s);
+        let answered = match writer.write_all(&out) {
+            Ok(()) => reader.next_frame().map(|f| f.code),
+            Err(e) => Err(e),
+        };
+        match answered {
+            Ok(code) => {
+                assert_eq!(code, response::SUCCESS);
+                held.push(writer);
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                panic!("connection {i} was left unanswered: {e}")
+            }
+            Err(_) => closed += 1,
+        }
+    }
+    println!("{} served, {closed} closed at once", held.len());
+    assert!(closed > 0, "all {} connections were served", held.len());
+    assert!(
+        held.len() > 100,
+        "only {} connections were served",
+        held.len()
+    );
+    let logged = petrel.stderr_lines().join("\n");
+    assert!(
+        !logged.contains("accept failed") && !logged.contains("cannot duplicate"),
+        "the broker ran out of descriptors:\n{logged}"
+    );
+    // The client's own connection is among those held: it is still answered.
+    assert_eq!(
+        client.send_to(&addr, &q, &msg).unwrap().code,
+        response::SUCCESS
+    );
+    // Room again once some close.
+    held.truncate(held.len() - 10);
+    std::thread::sleep(Duration::from_millis(500));
+    let mut fresh = Client::new(&petrel.namesrv());
+    assert_eq!(
+        fresh.send_to(&addr, &q, &msg).unwrap().code,
+        response::SUCCESS
+    );
 }

@@ -34,9 +34,12 @@ pub struct Plan<'a> {
 pub struct Report {
     pub connections: usize,
     pub loaded: usize,
+    /// Of `connections`, those the broker still held after the settle time; the others it
+    /// closed (its connection cap, an idle timeout shorter than the settle time).
+    pub held: usize,
     pub rss_before_kib: u64,
     pub rss_idle_kib: u64,
-    /// (idle RSS − RSS before) / connections.
+    /// (idle RSS − RSS before) / held connections.
     pub bytes_per_connection: u64,
     /// An honest client's send latency among the idle connections, in ms.
     pub honest_send_p50_ms: f64,
@@ -46,9 +49,10 @@ pub struct Report {
 impl Report {
     pub fn markdown(&self) -> String {
         format!(
-            "| connections | of which loaded | RSS before | RSS idle | bytes per connection | honest send p50 / max |\n|---|---|---|---|---|---|\n| {} | {} | {} KiB | {} KiB | {} | {:.2} / {:.2} ms |",
+            "| connections | of which loaded | held by the broker | RSS before | RSS idle | bytes per held connection | honest send p50 / max |\n|---|---|---|---|---|---|---|\n| {} | {} | {} | {} KiB | {} KiB | {} | {:.2} / {:.2} ms |",
             self.connections,
             self.loaded,
+            self.held,
             self.rss_before_kib,
             self.rss_idle_kib,
             self.bytes_per_connection,
@@ -95,6 +99,19 @@ fn load(stream: TcpStream, plan: &Plan<'_>, id: u64, body: &[u8]) -> anyhow::Res
     Ok(writer)
 }
 
+/// Whether the broker still holds `stream`: a read would wait, not see the end or a reset.
+fn still_open(stream: &TcpStream) -> bool {
+    if stream.set_nonblocking(true).is_err() {
+        return false;
+    }
+    let open = matches!(
+        stream.peek(&mut [0u8; 1]),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
+    );
+    let _ = stream.set_nonblocking(false);
+    open
+}
+
 /// Times one send on a connection of its own.
 fn honest_send(plan: &Plan<'_>, seq: u64) -> anyhow::Result<Duration> {
     let stream = TcpStream::connect(plan.broker)?;
@@ -132,18 +149,22 @@ pub fn measure(plan: &Plan<'_>) -> anyhow::Result<Report> {
         std::thread::sleep(Duration::from_millis(200));
         idle = idle.min(rss_kib(plan.pid)?);
     }
+    let held = open.iter().filter(|s| still_open(s)).count();
     let mut latency = Histogram::<u64>::new(3).expect("histogram bounds");
     for seq in 0..20 {
-        let took = honest_send(plan, seq)?;
+        let took = honest_send(plan, seq).with_context(|| {
+            format!("an honest send, with {held} of the {connections} connections held by the broker (past its connection cap a new one is closed)")
+        })?;
         latency.record(took.as_micros() as u64).expect("in range");
     }
     drop(open);
     Ok(Report {
         connections,
         loaded: plan.loaded,
+        held,
         rss_before_kib: before,
         rss_idle_kib: idle,
-        bytes_per_connection: idle.saturating_sub(before) * 1024 / connections.max(1) as u64,
+        bytes_per_connection: idle.saturating_sub(before) * 1024 / held.max(1) as u64,
         honest_send_p50_ms: latency.value_at_quantile(0.5) as f64 / 1000.0,
         honest_send_max_ms: latency.max() as f64 / 1000.0,
     })

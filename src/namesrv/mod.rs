@@ -439,6 +439,7 @@ async fn accept(
     limits: ConnectionLimits,
 ) {
     let ids = &handler.0.last_connection_id;
+    let mut failures = petrel_shards::net::listener::AcceptFailures::new("namesrv");
     loop {
         match listener.accept().await {
             Ok(stream) => {
@@ -452,10 +453,7 @@ async fn accept(
                 ))
                 .detach();
             }
-            Err(e) => {
-                log::warn!("namesrv: accept failed: {e}");
-                glommio::timer::sleep(Duration::from_millis(10)).await;
-            }
+            Err(e) => failures.pause(&e).await,
         }
     }
 }

@@ -154,6 +154,37 @@ impl Petrel {
         log: &str,
         env: &[(&str, &str)],
     ) -> Petrel {
+        Petrel::launch(Petrel::command(role, store, extra, log, env), role, store)
+    }
+
+    /// `start` in a process whose open-files limit (soft and hard) is `limit`.
+    pub fn start_with_open_files(role: &str, store: &Path, extra: &[&str], limit: u64) -> Petrel {
+        use std::os::unix::process::CommandExt;
+        let mut command = Petrel::command(role, store, extra, "warn", &[]);
+        // SAFETY: the closure runs in the child between fork and exec and only calls
+        // setrlimit, which is async-signal-safe.
+        unsafe {
+            command.pre_exec(move || {
+                let rlimit = libc::rlimit {
+                    rlim_cur: limit,
+                    rlim_max: limit,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &rlimit) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        Petrel::launch(command, role, store)
+    }
+
+    fn command(
+        role: &str,
+        store: &Path,
+        extra: &[&str],
+        log: &str,
+        env: &[(&str, &str)],
+    ) -> Command {
         let mut args = vec![role.to_string()];
         for p in test_properties(store)
             .into_iter()
@@ -162,15 +193,19 @@ impl Petrel {
             args.push("-p".into());
             args.push(p);
         }
-        let mut child = Command::new(petrel_bin())
+        let mut command = Command::new(petrel_bin());
+        command
             .args(&args)
             .env("RUST_LOG", log)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("petrel starts");
+            .stderr(Stdio::piped());
+        command
+    }
+
+    fn launch(mut command: Command, role: &str, store: &Path) -> Petrel {
+        let mut child = command.spawn().expect("petrel starts");
         let (tx, rx) = mpsc::channel();
         let stdout = child.stdout.take().expect("piped");
         std::thread::spawn(move || {

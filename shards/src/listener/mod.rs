@@ -216,6 +216,8 @@ pub async fn accept_loop<H: Handler + 'static>(
 ) {
     let limits = shard.config.connection;
     let mut refused = 0u64;
+    let mut failures =
+        crate::net::listener::AcceptFailures::new(format!("shard {}", shard.config.shard_id));
     loop {
         match listener.accept().await {
             Ok(stream) if shard.open_connections.get() >= limits.shard_connections_max => {
@@ -242,10 +244,7 @@ pub async fn accept_loop<H: Handler + 'static>(
                 })
                 .detach();
             }
-            Err(e) => {
-                log::warn!("shard {}: accept failed: {e}", shard.config.shard_id);
-                glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
-            }
+            Err(e) => failures.pause(&e).await,
         }
     }
 }

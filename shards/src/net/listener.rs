@@ -56,3 +56,45 @@ pub fn into_glommio(fd: OwnedFd) -> glommio::net::TcpListener {
     // SAFETY: `fd` is an owned, listening TCP socket; ownership passes to the listener.
     unsafe { glommio::net::TcpListener::from_raw_fd(fd.into_raw_fd()) }
 }
+
+/// Failed accepts on one listener. Each pauses the loop briefly, so that a process out of
+/// descriptors does not spin; they are logged at the 1st, 2nd, 4th, 8th… so that it does not
+/// write a line every pause either.
+pub struct AcceptFailures {
+    listener: String,
+    count: u64,
+}
+
+/// How long an accept loop waits after a failed accept.
+const ACCEPT_RETRY: std::time::Duration = std::time::Duration::from_millis(10);
+
+impl AcceptFailures {
+    pub fn new(listener: impl Into<String>) -> Self {
+        AcceptFailures {
+            listener: listener.into(),
+            count: 0,
+        }
+    }
+
+    pub async fn pause(&mut self, error: &glommio::GlommioError<()>) {
+        self.count += 1;
+        if self.count.is_power_of_two() {
+            let out_of_files = matches!(
+                error,
+                glommio::GlommioError::IoError(e)
+                    if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
+            );
+            let hint = if out_of_files {
+                ": new connections wait in the backlog until descriptors free up (raise `ulimit -n` or lower clientConnectionsMax)"
+            } else {
+                ""
+            };
+            log::warn!(
+                "{}: accept failed: {error}{hint} ({} failures so far)",
+                self.listener,
+                self.count
+            );
+        }
+        glommio::timer::sleep(ACCEPT_RETRY).await;
+    }
+}

@@ -3,6 +3,7 @@
 
 pub mod connection;
 pub mod listener;
+pub mod open_files;
 pub mod rpc_client;
 
 pub use connection::{serve_connection, Connection, Handler};

@@ -27,6 +27,7 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Accepts slaves on the HA port (shard 0): reads each hello and hands the connection to the
 /// shard it names.
 pub async fn accept_loop(shard: Rc<Shard>, listener: glommio::net::TcpListener) {
+    let mut failures = crate::net::listener::AcceptFailures::new("haListenPort");
     loop {
         match listener.accept().await {
             Ok(stream) => {
@@ -34,10 +35,7 @@ pub async fn accept_loop(shard: Rc<Shard>, listener: glommio::net::TcpListener) 
                     .expect("the background queue exists")
                     .detach();
             }
-            Err(e) => {
-                log::warn!("haListenPort: accept failed: {e}");
-                glommio::timer::sleep(Duration::from_millis(10)).await;
-            }
+            Err(e) => failures.pause(&e).await,
         }
     }
 }
