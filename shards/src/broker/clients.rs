@@ -262,6 +262,15 @@ impl Clients {
             .map_or_else(Vec::new, |c| listed(c))
     }
 
+    /// The consumer groups with a live member subscribed to `topic`.
+    pub fn groups_subscribed_to(&self, topic: &str) -> std::collections::BTreeSet<String> {
+        self.consumers
+            .iter()
+            .filter(|(_, g)| g.subscriptions.contains_key(topic) && !g.channels.is_empty())
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
     /// A consumer group with a live member subscribed to `topic`, if any.
     pub fn consumer_of(&self, topic: &str) -> Option<&str> {
         self.consumers

@@ -16,6 +16,7 @@ pub mod locks;
 pub mod metadata;
 mod register;
 pub mod schedule;
+pub mod stats;
 pub mod throttle;
 mod topics;
 pub mod transaction;
@@ -142,6 +143,8 @@ pub struct Shard {
     persisted_metadata: Cell<(i64, i64)>,
     /// Messages served to pulls since start (RocketMQ's `msgGetTotalTodayNow`).
     pub messages_got: Cell<u64>,
+    /// Puts and gets per topic and group over the last minute, hour and day.
+    pub stats: RefCell<stats::Stats>,
     /// The process's configuration, and the keys that change while running.
     pub broker_config: Rc<broker_config::BrokerConfig>,
     /// Client connections open on this shard's listeners.
@@ -214,6 +217,7 @@ impl Shard {
             in_memory_window_bytes,
             persisted_metadata: Cell::new((-1, -1)),
             messages_got: Cell::new(0),
+            stats: RefCell::default(),
         })
     }
 
@@ -410,6 +414,16 @@ impl Shard {
                 .expect("the background queue exists")
                 .detach();
         }
+        let shard = self.clone();
+        let sampling = async move {
+            loop {
+                glommio::timer::sleep(stats::SAMPLE_EVERY).await;
+                shard.stats.borrow_mut().sample(Instant::now());
+            }
+        };
+        glommio::spawn_local_into(sampling, self.background)
+            .expect("the background queue exists")
+            .detach();
         glommio::spawn_local(holds::run_arrivals(self.clone())).detach();
         glommio::spawn_local(holds::run_expiry(self.clone())).detach();
         if self.config.replication.role.is_slave() || self.ha.controller {

@@ -123,6 +123,7 @@ impl Shard {
         }
         self.store.offsets.borrow_mut().remove_topic(topic);
         self.throttle.forget_topic(topic);
+        self.stats.borrow_mut().remove_topic(topic);
         self.publishers.borrow_mut().remove(topic);
         self.register_now.raise();
         self.metadata_changed.raise();

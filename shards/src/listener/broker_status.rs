@@ -19,6 +19,16 @@ pub fn runtime_info(shard: &Shard, cmd: &RemotingCommand) -> RemotingCommand {
     table.insert("commitLogMinOffset", "0".into());
     table.insert("commitLogMaxOffset", durable.to_string());
     table.insert("msgGetTotalTodayNow", shard.messages_got.get().to_string());
+    // Rates over about 10 s, 1 min and 10 min; clusterList shows the first as InTPS / OutTPS.
+    let now = std::time::Instant::now();
+    let stats = shard.stats.borrow();
+    for (key, puts) in [("putTps", true), ("getTransferredTps", false)] {
+        let [a, b, c] = stats.broker_tps(puts, now);
+        table.insert(key, format!("{a:.2} {b:.2} {c:.2}"));
+    }
+    if let Some(used) = shard.store.disk.used_percent() {
+        table.insert("commitLogDiskRatio", format!("{:.4}", used / 100.0));
+    }
     let slave = !shard.ha.is_master();
     let role = match shard.config.replication.role {
         _ if slave => "SLAVE",

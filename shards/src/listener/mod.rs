@@ -2,6 +2,7 @@
 //! `dispatch` is the one place a request code meets its handler; anything not listed gets
 //! REQUEST_CODE_NOT_SUPPORTED, never silence.
 
+pub mod admin_queries;
 pub mod broker_status;
 pub mod client_manage;
 pub mod consume_stats;
@@ -119,6 +120,13 @@ pub fn dispatch(shard: &Shard, conn: &Rc<Connection>, cmd: RemotingCommand) {
         }
         request::DELETE_TOPIC_IN_BROKER => topic_admin::delete_topic(shard, &cmd),
         request::DELETE_SUBSCRIPTIONGROUP => topic_admin::delete_group(shard, &cmd),
+        request::GET_TOPIC_CONFIG => admin_queries::topic_config(shard, &cmd),
+        request::GET_TOPIC_STATS_INFO => admin_queries::topic_stats(shard, &cmd),
+        request::QUERY_TOPIC_CONSUME_BY_WHO => admin_queries::topic_consumed_by(shard, &cmd),
+        request::QUERY_TOPICS_BY_CONSUMER => admin_queries::topics_of_group(shard, &cmd),
+        request::GET_ALL_SUBSCRIPTIONGROUP_CONFIG => admin_queries::all_group_config(shard, &cmd),
+        request::GET_SUBSCRIPTIONGROUP_CONFIG => admin_queries::group_config(shard, &cmd),
+        request::VIEW_BROKER_STATS_DATA => admin_queries::view_stats(shard, &cmd),
         request::GET_CONSUMER_CONNECTION_LIST => topic_admin::consumer_connection(shard, &cmd),
         request::GET_PRODUCER_CONNECTION_LIST => topic_admin::producer_connection(shard, &cmd),
         other => {

@@ -403,6 +403,12 @@ fn read(
         .take_while(|(o, _)| *o < next)
         .count() as u64;
     shard.messages_got.set(shard.messages_got.get() + served);
+    shard.stats.borrow_mut().got(
+        &header.topic,
+        &header.consumer_group,
+        served,
+        body.len() as u64,
+    );
     shard
         .throttle
         .consumed(&header.topic, &header.consumer_group, served as usize);

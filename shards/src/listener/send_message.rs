@@ -171,6 +171,15 @@ fn prepare(
             .map_err(|r| fail(cmd, response::MESSAGE_ILLEGAL, r))?;
         (appended, uniq, msg_id)
     };
+    let stored = if cmd.code == request::SEND_BATCH_MESSAGE {
+        msg_ids.bytes().filter(|b| *b == b',').count() as u64 + 1
+    } else {
+        1
+    };
+    shard
+        .stats
+        .borrow_mut()
+        .put(&header.topic, stored, cmd.body.len() as u64);
     let reply = RemotingCommand::response(response::SUCCESS, cmd.opaque)
         .with_field("msgId", msg_ids)
         .with_field("queueId", queue_id)

@@ -1,0 +1,155 @@
+//! Apache RocketMQ's own `mqadmin` 5.5.0 against a real Petrel, for the commands behind
+//! GET_TOPIC_CONFIG (351), GET_TOPIC_STATS_INFO (202), QUERY_TOPIC_CONSUME_BY_WHO (300),
+//! GET_ALL_SUBSCRIPTIONGROUP_CONFIG (201) and VIEW_BROKER_STATS_DATA (315): the figures it
+//! prints are the ones the test produced and consumed.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{create_topic, queue, Petrel};
+use petrel::client::{properties, Client, Message, PullRequest};
+use petrel_shards::remoting::{request, response};
+
+const TOPIC: &str = "Compat";
+const GROUP: &str = "G_compat";
+/// Messages sent to queues 0..4 of the topic.
+const PER_QUEUE: [i64; 4] = [4, 3, 2, 1];
+
+fn mqadmin(namesrv: &str, args: &[&str]) -> String {
+    let mut all = args.to_vec();
+    all.extend(["-n", namesrv]);
+    let (ok, out, err) = common::apache_mqadmin(&all, Duration::from_secs(120));
+    assert!(ok, "mqadmin {args:?} failed:\n{out}\n{err}");
+    assert!(
+        !out.contains("Exception") && !err.contains("Exception"),
+        "mqadmin {args:?}:\n{out}\n{err}"
+    );
+    out
+}
+
+/// The whitespace-separated columns of the lines of `out` that start with `first`.
+fn rows<'a>(out: &'a str, first: &str) -> Vec<Vec<&'a str>> {
+    out.lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|cols| cols.first() == Some(&first))
+        .collect()
+}
+
+#[test]
+fn apache_mqadmin_reads_topic_status_progress_consumers_stats_and_group_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let petrel = Petrel::start("standalone", dir.path(), &[]);
+    let ns = petrel.namesrv();
+    let mut client = Client::new(&ns);
+    create_topic(&mut client, &petrel, TOPIC, 4);
+    let (name, addr) = petrel.brokers()[0].clone();
+    mqadmin(
+        &ns,
+        &["updateSubGroup", "-c", "DefaultCluster", "-g", GROUP],
+    );
+    for (queue_id, count) in PER_QUEUE.iter().enumerate() {
+        let q = queue(TOPIC, &name, queue_id as i32);
+        for i in 0..*count {
+            let msg = Message::new(format!("m{queue_id}-{i}"), properties(None, None, &[]));
+            assert_eq!(
+                client.send_to(&addr, &q, &msg).unwrap().code,
+                response::SUCCESS
+            );
+        }
+    }
+    // The group pulls and commits all of queue 0 and one message of queue 1.
+    let q0 = queue(TOPIC, &name, 0);
+    let pulled = client
+        .pull(
+            &addr,
+            &PullRequest {
+                group: GROUP,
+                queue: &q0,
+                offset: 0,
+                max: 32,
+                subscription: "*",
+                suspend: None,
+            },
+        )
+        .unwrap();
+    assert_eq!(pulled.messages.len(), 4);
+    for (queue_id, offset) in [(0, 4), (1, 1)] {
+        let fields = [
+            ("consumerGroup", GROUP.to_string()),
+            ("topic", TOPIC.to_string()),
+            ("queueId", queue_id.to_string()),
+            ("commitOffset", offset.to_string()),
+        ];
+        let reply = client
+            .call_fields(&addr, request::UPDATE_CONSUMER_OFFSET, &fields)
+            .unwrap();
+        assert_eq!(reply.code, response::SUCCESS);
+    }
+
+    // topicStatus: per queue min and max offset, and a last-updated time where there are messages.
+    let out = mqadmin(&ns, &["topicStatus", "-t", TOPIC]);
+    let status = rows(&out, &name);
+    assert_eq!(status.len(), 4, "{out}");
+    for (row, count) in status.iter().zip(PER_QUEUE) {
+        assert_eq!(row[2], "0", "{out}");
+        assert_eq!(row[3], count.to_string(), "{out}");
+        assert!(row.len() > 4, "no last-updated time: {out}");
+    }
+
+    // consumerProgress -g -t: needs GET_TOPIC_CONFIG for the topic. (Without -t mqadmin
+    // finds the brokers by the group's retry topic, which a consumer's heartbeat creates.)
+    let out = mqadmin(&ns, &["consumerProgress", "-g", GROUP, "-t", TOPIC]);
+    let progress = rows(&out, TOPIC);
+    assert_eq!(progress.len(), 4, "{out}");
+    assert_eq!(progress[0][3..5], ["4", "4"], "{out}");
+    assert_eq!(progress[1][3..5], ["3", "1"], "{out}");
+    assert!(out.contains("Consume Diff Total: 5"), "{out}");
+
+    // topicList -c: the group that consumes the topic is named next to it.
+    let out = mqadmin(&ns, &["topicList", "-c"]);
+    let listed = rows(&out, "DefaultCluster");
+    assert!(
+        listed
+            .iter()
+            .any(|r| r[1] == TOPIC && r.get(2) == Some(&GROUP)),
+        "{out}"
+    );
+
+    // statsAll: accumulation, messages in and out today, and a put rate.
+    let out = mqadmin(&ns, &["statsAll", "-t", TOPIC]);
+    let stats = rows(&out, TOPIC);
+    assert_eq!(stats.len(), 1, "{out}");
+    let row = &stats[0];
+    assert_eq!(row[1], GROUP, "{out}");
+    assert_eq!(row[2], "5", "accumulation: {out}");
+    assert!(row[3].parse::<f64>().unwrap() > 0.0, "in TPS: {out}");
+    assert_eq!(row[5], "10", "in today: {out}");
+    assert_eq!(row[6], "4", "out today: {out}");
+
+    // brokerStatus: the put and get rates over 10 s, 1 min and 10 min.
+    let out = mqadmin(&ns, &["brokerStatus", "-b", &addr]);
+    let rate = |key: &str| -> Vec<f64> {
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(key))
+            .unwrap_or_else(|| panic!("no {key} in {out}"));
+        let value = line.split_once(':').unwrap().1;
+        value
+            .split_whitespace()
+            .map(|v| v.parse().unwrap())
+            .collect()
+    };
+    assert_eq!(rate("putTps").len(), 3, "{out}");
+    assert!(rate("putTps")[1] > 0.0, "{out}");
+    assert!(rate("getTransferredTps")[1] > 0.0, "{out}");
+
+    // getConsumerConfig: the group's config from GET_ALL_SUBSCRIPTIONGROUP_CONFIG.
+    let out = mqadmin(&ns, &["getConsumerConfig", "-g", GROUP]);
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("groupName") && l.trim_end().ends_with(GROUP)),
+        "{out}"
+    );
+    assert!(out.contains("retryMaxTimes"), "{out}");
+}
