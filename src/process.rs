@@ -178,6 +178,7 @@ pub fn run(role: Role, config: Config) -> anyhow::Result<()> {
             connection: config.connection,
             kv,
             order_message_enable: config.order_message_enable,
+            properties: config.namesrv_properties(),
             controller: load_controller(&config)?,
         })?;
         namesrv_running = Some(Running { stop, join });

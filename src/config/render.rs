@@ -30,6 +30,33 @@ fn level(d: &Duration) -> String {
 }
 
 impl Config {
+    /// The keys a name server runs by, as GET_NAMESRV_CONFIG shows them.
+    pub fn namesrv_properties(&self) -> Vec<(String, String)> {
+        const NAMESRV_KEYS: [&str; 11] = [
+            "namesrvListenPort",
+            "bindAddress",
+            "orderMessageEnable",
+            "enableControllerInNamesrv",
+            "controllerDLegerGroup",
+            "controllerDLegerPeers",
+            "controllerDLegerSelfId",
+            "aclEnable",
+            "aclFile",
+            "serverChannelMaxIdleTimeSeconds",
+            "frameMaxLength",
+        ];
+        let mut out: Vec<(String, String)> = self
+            .properties()
+            .into_iter()
+            .filter(|(k, _)| NAMESRV_KEYS.contains(&k.as_str()) && k != "kvConfigPath")
+            .collect();
+        out.push((
+            "kvConfigPath".into(),
+            self.kv_config_path().display().to_string(),
+        ));
+        out
+    }
+
     /// Every key with its value, in a stable order.
     pub fn properties(&self) -> Vec<(String, String)> {
         let role = match self.broker_role {

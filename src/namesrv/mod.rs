@@ -45,6 +45,8 @@ pub struct NameServer {
     kv: RefCell<KvConfig>,
     kv_changed: Signal,
     order_message_enable: bool,
+    /// The settings GET_NAMESRV_CONFIG shows, as `key=value` lines.
+    properties: String,
     controller: Option<ControllerState>,
     /// Connection ids, unique across the client and the peers' listeners: a closing
     /// connection takes the brokers and replicas heard on it.
@@ -220,6 +222,10 @@ impl NameServer {
             request::GET_KV_CONFIG => self.get_kv(cmd),
             request::DELETE_KV_CONFIG => self.delete_kv(cmd),
             request::GET_KVLIST_BY_NAMESPACE => self.kv_list(cmd),
+            request::GET_NAMESRV_CONFIG => {
+                Ok(RemotingCommand::response(response::SUCCESS, cmd.opaque)
+                    .with_body(Bytes::from(self.properties.clone())))
+            }
             other => Ok(RemotingCommand::response(
                 response::REQUEST_CODE_NOT_SUPPORTED,
                 cmd.opaque,
@@ -299,6 +305,8 @@ pub struct NamesrvStart {
     pub kv: KvConfig,
     /// `orderMessageEnable`: routes carry `orderTopicConf`.
     pub order_message_enable: bool,
+    /// What GET_NAMESRV_CONFIG (mqadmin getNamesrvConfig) answers.
+    pub properties: Vec<(String, String)>,
     /// `enableControllerInNamesrv`: the controller and its Raft log.
     pub controller: Option<ControllerStart>,
     /// `aclEnable`: the rules of `aclFile`.
@@ -361,6 +369,11 @@ async fn serve(start: NamesrvStart) {
         kv: RefCell::new(start.kv),
         kv_changed: Signal::default(),
         order_message_enable: start.order_message_enable,
+        properties: start
+            .properties
+            .iter()
+            .map(|(k, v)| format!("{k}={v}\n"))
+            .collect(),
         controller,
         last_connection_id: std::cell::Cell::new(0),
         acl: start.acl.map(|c| Rc::new(AclWatch::new(c))),

@@ -283,6 +283,16 @@ impl Clients {
         self.producers.get(group).is_some_and(|c| !c.is_empty())
     }
 
+    /// The connection of the member `client_id` of consumer group `group`, if it is online.
+    pub fn consumer_channel(&self, group: &str, client_id: &str) -> Option<Rc<Connection>> {
+        self.consumers
+            .get(group)?
+            .channels
+            .iter()
+            .find(|c| c.client_id == client_id)
+            .and_then(|c| c.conn.upgrade())
+    }
+
     /// Connections of the members of `group`, for NOTIFY_CONSUMER_IDS_CHANGED.
     pub fn consumer_connections(&self, group: &str) -> Vec<Rc<Connection>> {
         let Some(g) = self.consumers.get(group) else {

@@ -7,6 +7,7 @@ pub mod broker_status;
 pub mod client_manage;
 pub mod consume_stats;
 pub mod consumer_offsets;
+pub mod consumer_relay;
 pub mod end_transaction;
 pub mod front_door;
 pub mod pull_message;
@@ -29,7 +30,9 @@ use crate::remoting::{self, request, response, Decoded, RemotingCommand};
 /// (after durability, or after a long poll); everything else answers here.
 pub fn dispatch(shard: &Shard, conn: &Rc<Connection>, cmd: RemotingCommand) {
     if cmd.is_response() {
-        return; // answers to broker-initiated oneway requests: nothing waits for them
+        // An answer to a broker-initiated request; for a oneway one nothing waits.
+        conn.deliver(cmd);
+        return;
     }
     if !shard.ha.is_master() && writes_the_log(cmd.code) {
         if !cmd.is_oneway() {
@@ -120,6 +123,9 @@ pub fn dispatch(shard: &Shard, conn: &Rc<Connection>, cmd: RemotingCommand) {
         }
         request::DELETE_TOPIC_IN_BROKER => topic_admin::delete_topic(shard, &cmd),
         request::DELETE_SUBSCRIPTIONGROUP => topic_admin::delete_group(shard, &cmd),
+        request::GET_CONSUMER_RUNNING_INFO => {
+            return consumer_relay::running_info(shard, conn, &cmd)
+        }
         request::GET_TOPIC_CONFIG => admin_queries::topic_config(shard, &cmd),
         request::GET_TOPIC_STATS_INFO => admin_queries::topic_stats(shard, &cmd),
         request::QUERY_TOPIC_CONSUME_BY_WHO => admin_queries::topic_consumed_by(shard, &cmd),

@@ -50,6 +50,15 @@ pub struct Connection {
     /// Set by the reader once the connection has been idle `IDLE_SHRINK_AFTER`, so the
     /// writer gives its buffer back as well.
     idle: Cell<bool>,
+    /// Broker-initiated requests waiting for the client's answer, by opaque (a few at most).
+    awaiting: RefCell<Vec<(i32, Rc<AwaitedReply>)>>,
+}
+
+/// Where a client's answer to a broker-initiated request lands.
+#[derive(Default)]
+struct AwaitedReply {
+    reply: RefCell<Option<RemotingCommand>>,
+    arrived: Signal,
 }
 
 impl Connection {
@@ -72,6 +81,7 @@ impl Connection {
             idle: Cell::new(false),
             // Broker-initiated requests number from 2^30, away from the client's own.
             next_opaque: Cell::new(1 << 30),
+            awaiting: RefCell::default(),
         })
     }
 
@@ -133,15 +143,53 @@ impl Connection {
         });
     }
 
-    /// Sends a oneway request from the broker to this client (e.g. NOTIFY_CONSUMER_IDS_CHANGED).
-    pub fn send_oneway_request(&self, mut cmd: RemotingCommand) {
+    /// Numbers a broker-initiated request and sends it as JAVA: every client's language enum
+    /// knows it (spec §1.8).
+    fn send_request(&self, mut cmd: RemotingCommand) -> i32 {
         let opaque = self.next_opaque.get();
         self.next_opaque.set(opaque.wrapping_add(1));
         cmd.opaque = opaque;
-        cmd.flag |= remoting::codes::FLAG_ONEWAY;
-        // Sent as JAVA: every client's language enum knows it (spec §1.8).
         cmd.language = remoting::LanguageCode::JAVA;
         self.send(&cmd);
+        opaque
+    }
+
+    /// Sends a oneway request from the broker to this client (e.g. NOTIFY_CONSUMER_IDS_CHANGED).
+    pub fn send_oneway_request(&self, mut cmd: RemotingCommand) {
+        cmd.flag |= remoting::codes::FLAG_ONEWAY;
+        self.send_request(cmd);
+    }
+
+    /// Sends a request from the broker to this client and waits up to `timeout` for its
+    /// answer (GET_CONSUMER_RUNNING_INFO relayed for an admin); None if none came.
+    pub async fn call_client(
+        &self,
+        cmd: RemotingCommand,
+        timeout: Duration,
+    ) -> Option<RemotingCommand> {
+        let waiter = Rc::new(AwaitedReply::default());
+        let opaque = self.next_opaque.get();
+        self.awaiting.borrow_mut().push((opaque, waiter.clone()));
+        self.send_request(cmd);
+        futures_lite::future::or(waiter.arrived.wait(), glommio::timer::sleep(timeout)).await;
+        self.awaiting.borrow_mut().retain(|(o, _)| *o != opaque);
+        let reply = waiter.reply.borrow_mut().take();
+        reply
+    }
+
+    /// Hands a client's response to the broker request that waits for it; false if none
+    /// does (an answer to a oneway request, or one that came after its wait ended).
+    pub fn deliver(&self, response: RemotingCommand) -> bool {
+        let waiter = {
+            let mut awaiting = self.awaiting.borrow_mut();
+            let Some(i) = awaiting.iter().position(|(o, _)| *o == response.opaque) else {
+                return false;
+            };
+            awaiting.swap_remove(i).1
+        };
+        *waiter.reply.borrow_mut() = Some(response);
+        waiter.arrived.raise();
+        true
     }
 }
 

@@ -56,7 +56,9 @@ pub mod request {
     pub const QUERY_TOPICS_BY_CONSUMER: i32 = 343;
     pub const GET_TOPIC_CONFIG: i32 = 351;
     pub const GET_SUBSCRIPTIONGROUP_CONFIG: i32 = 352;
+    pub const GET_CONSUMER_RUNNING_INFO: i32 = 307;
     pub const SEND_MESSAGE_V2: i32 = 310;
+    pub const GET_NAMESRV_CONFIG: i32 = 319;
     pub const SEND_BATCH_MESSAGE: i32 = 320;
     pub const LITE_PULL_MESSAGE: i32 = 361;
     /// Broker → controller: liveness, log end, epoch and (from the master) the in-sync set.
