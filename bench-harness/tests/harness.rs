@@ -375,10 +375,11 @@ fn the_connections_measurement_reports_the_cost_of_idle_connections() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let r = read_json(&out.path().join("connections.json"));
     assert_eq!(r["connections"], 220, "{r}");
+    assert_eq!(r["held"], 220, "{r}");
     assert!(r["rss_idle_kib"].as_u64().unwrap() > 0, "{r}");
     assert!(r["honest_send_max_ms"].as_f64().unwrap() > 0.0, "{r}");
     // Every loading send was stored: 20 connections × 8.
     assert_eq!(stored(&petrel.namesrv(), "Idle"), 160 + 21);
     let md = std::fs::read_to_string(out.path().join("connections.md")).unwrap();
-    assert!(md.contains("bytes per connection"), "{md}");
+    assert!(md.contains("bytes per held connection"), "{md}");
 }
