@@ -260,6 +260,7 @@ pub fn run(role: Role, config: Config) -> anyhow::Result<()> {
                     master_ha_addr: config.ha_master_address.clone(),
                     ha_addr: ready.ha_addr.clone(),
                     sync_flush_timeout: config.sync_flush_timeout,
+                    housekeeping: config.ha_housekeeping,
                     controller: controller.clone(),
                     slave_read_enable: config.slave_read_enable,
                 },

@@ -5,11 +5,12 @@
 mod common;
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::pair::{
     max_offset, segments, send, send_one, slave, slave_of, stage, MAX_MESSAGE, SHARDS,
 };
+use common::relay::Relay;
 use common::{eventually, pull_all, queue, Petrel};
 use petrel::client::{properties, Client, Message, MessageExt};
 use petrel_shards::remoting::{request, response};
@@ -296,7 +297,7 @@ fn a_slave_takes_its_masters_tables_and_offsets_and_keeps_commits_made_on_it() {
     let (stage, master_broker) = stage(&[]);
     let (ns, s_dir, mut client) = (&stage.ns, stage.s_dir.path(), Client::new(&stage.ns));
     // No haMasterAddress: the name server names the master.
-    let slave_broker = slave_of(s_dir, ns, None);
+    let slave_broker = slave_of(s_dir, ns, &[]);
     common::admin_ok(
         ns,
         &[
@@ -340,61 +341,14 @@ fn a_slave_takes_its_masters_tables_and_offsets_and_keeps_commits_made_on_it() {
     );
 }
 
-/// A TCP relay to `target` that flips one bit of the first connection's master-to-slave
-/// stream once `corrupt_at` bytes have passed.
-fn corrupting_relay(target: String, corrupt_at: usize) -> String {
-    use std::io::{Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    std::thread::spawn(move || {
-        for (n, slave_side) in listener.incoming().enumerate() {
-            let Ok(slave_side) = slave_side else { return };
-            let Ok(master_side) = std::net::TcpStream::connect(&target) else {
-                continue;
-            };
-            let pump = |mut from: std::net::TcpStream,
-                        mut to: std::net::TcpStream,
-                        flip: Option<usize>| {
-                std::thread::spawn(move || {
-                    let mut buf = [0u8; 16 << 10];
-                    let mut passed = 0usize;
-                    while let Ok(got) = from.read(&mut buf) {
-                        if got == 0 {
-                            break;
-                        }
-                        if let Some(at) = flip {
-                            if passed <= at && at < passed + got {
-                                buf[at - passed] ^= 0x04;
-                            }
-                        }
-                        passed += got;
-                        if to.write_all(&buf[..got]).is_err() {
-                            break;
-                        }
-                    }
-                    let _ = to.shutdown(std::net::Shutdown::Both);
-                    let _ = from.shutdown(std::net::Shutdown::Both);
-                });
-            };
-            pump(
-                slave_side.try_clone().unwrap(),
-                master_side.try_clone().unwrap(),
-                None,
-            );
-            pump(master_side, slave_side, (n == 0).then_some(corrupt_at));
-        }
-    });
-    addr
-}
-
 #[test]
 fn a_corrupted_replication_frame_is_dropped_and_fetched_again() {
     let (stage, master_broker) = stage(&[]);
     let (ns, m_dir, s_dir, mut client) = stage.parts();
     send(&mut client, &master_broker, 0, 200);
     // 200 × 3 KiB over two shards: byte 150 000 of the first stream is inside its log data.
-    let relay = corrupting_relay(master_broker.ha_addr(), 150_000);
-    let slave_broker = slave(s_dir, ns, &relay);
+    let relay = Relay::start(master_broker.ha_addr(), Some(150_000));
+    let slave_broker = slave(s_dir, ns, &relay.addr);
     assert_same_queues(&mut client, &master_broker, &slave_broker, 200);
     let noticed = slave_broker
         .stderr_lines()
@@ -404,4 +358,74 @@ fn a_corrupted_replication_frame_is_dropped_and_fetched_again() {
     assert!(slave_broker.terminate().success());
     assert!(master_broker.terminate().success());
     assert_same_segments(m_dir, s_dir);
+}
+
+/// A partition between a SYNC_MASTER and its slave (nothing passes, no connection closes):
+/// after `haHousekeepingInterval` of silence the master stops waiting for the slave, so sends
+/// are answered at once as stored on the master alone; healed, the slave follows again and
+/// holds every message, those sent during the partition too.
+#[test]
+fn a_partition_between_master_and_slave_is_noticed_and_healed() {
+    let housekeeping = "haHousekeepingInterval=3000";
+    let (stage, master_broker) = stage(&[
+        "brokerRole=SYNC_MASTER",
+        "syncFlushTimeout=1000",
+        housekeeping,
+    ]);
+    let (ns, _, s_dir, mut client) = stage.parts();
+    let relay = Relay::start(master_broker.ha_addr(), None);
+    let via = format!("haMasterAddress={}", relay.addr);
+    let slave_broker = slave_of(s_dir, ns, &[&via, housekeeping]);
+    let mut i = 0;
+    // Both shards in sync: two sends in a row, one to each, replicated.
+    let both_replicated = |client: &mut Client, i: &mut usize| {
+        eventually(Duration::from_secs(30), || {
+            *i += 2;
+            let codes = [*i - 2, *i - 1].map(|n| send_one(client, &master_broker, n).code);
+            (codes == [response::SUCCESS; 2]).then_some(())
+        })
+    };
+    both_replicated(&mut client, &mut i);
+    for _ in 0..20 {
+        assert_eq!(
+            send_one(&mut client, &master_broker, i).code,
+            response::SUCCESS
+        );
+        i += 1;
+    }
+    relay.cut();
+    let cut_at = Instant::now();
+    // A send waits `syncFlushTimeout` for the silent slave (12) until the shard drops it (11).
+    let mut codes = Vec::new();
+    let mut dropped = [false; SHARDS];
+    while !dropped.iter().all(|d| *d) {
+        assert!(
+            cut_at.elapsed() < Duration::from_secs(20),
+            "codes while cut: {codes:?}"
+        );
+        let code = send_one(&mut client, &master_broker, i).code;
+        assert!(
+            code == 11 || code == 12,
+            "codes while cut: {codes:?}, then {code}"
+        );
+        dropped[i % SHARDS] |= code == 11;
+        codes.push(code);
+        i += 1;
+    }
+    for _ in 0..6 {
+        let sent = Instant::now();
+        assert_eq!(send_one(&mut client, &master_broker, i).code, 11);
+        assert!(
+            sent.elapsed() < Duration::from_millis(500),
+            "{:?}",
+            sent.elapsed()
+        );
+        i += 1;
+    }
+    let said = |p: &Petrel, what: &str| p.stderr_lines().iter().any(|l| l.contains(what));
+    assert!(said(&master_broker, "slave silent for 3s"));
+    relay.heal();
+    both_replicated(&mut client, &mut i);
+    assert!(said(&slave_broker, "the master was silent for 3s"));
+    assert_same_queues(&mut client, &master_broker, &slave_broker, i);
 }

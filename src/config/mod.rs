@@ -89,6 +89,8 @@ pub struct Config {
     pub ha_listen_port: Option<u16>,
     /// `syncFlushTimeout`: how long a SYNC_MASTER's send waits for its slave.
     pub sync_flush_timeout: Duration,
+    /// `haHousekeepingInterval`: a replication peer silent this long is dropped.
+    pub ha_housekeeping: Duration,
     /// `haMasterAddress`: the master's HA `ip:port` a slave follows.
     pub ha_master_address: Option<String>,
     /// `slaveReadEnable`: a consumer far behind is sent to a slave (its group's
@@ -184,6 +186,7 @@ impl Default for Config {
             slave_read_enable: false,
             access_message_in_memory_max_ratio: 40,
             sync_flush_timeout: Duration::from_secs(5),
+            ha_housekeeping: Duration::from_secs(20),
             enable_controller_mode: false,
             controller_addr: None,
             broker_heartbeat_interval: Duration::from_millis(1000),
@@ -266,6 +269,10 @@ impl Config {
                 })?
             }
             "syncFlushTimeout" => self.sync_flush_timeout = millis(key, v)?,
+            "haHousekeepingInterval" => {
+                // Both ends send at least once a second: less than two would drop live peers.
+                self.ha_housekeeping = Duration::from_millis(bounded(key, v, 2_000, 3_600_000)?)
+            }
             "slaveReadEnable" => self.slave_read_enable = parse(key, v)?,
             "accessMessageInMemoryMaxRatio" => {
                 self.access_message_in_memory_max_ratio = bounded(key, v, 0u64, 100)?
@@ -578,6 +585,9 @@ mod tests {
         );
         let e = Config::load(None, &["flushDiskType=SOMETIMES".into()]).unwrap_err();
         assert!(e.to_string().contains("expected ASYNC_FLUSH or SYNC_FLUSH"));
+        let e = Config::load(None, &["haHousekeepingInterval=500".into()]).unwrap_err();
+        assert!(e.to_string().contains("haHousekeepingInterval"), "{e}");
+        assert!(e.to_string().contains("must be between 2000"), "{e}");
     }
 
     #[test]

@@ -76,6 +76,7 @@ impl Config {
             ("brokerId", self.broker_id.to_string()),
             ("brokerRole", role.into()),
             ("syncFlushTimeout", ms(self.sync_flush_timeout)),
+            ("haHousekeepingInterval", ms(self.ha_housekeeping)),
             ("slaveReadEnable", self.slave_read_enable.to_string()),
             (
                 "accessMessageInMemoryMaxRatio",

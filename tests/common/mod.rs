@@ -9,6 +9,7 @@ pub mod disk;
 pub mod ha;
 pub mod java;
 pub mod pair;
+pub mod relay;
 
 use std::io::{BufRead, BufReader};
 

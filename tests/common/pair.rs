@@ -29,12 +29,12 @@ pub fn master(store: &Path, namesrv: &str, extra: &[&str]) -> Petrel {
 
 pub fn slave(store: &Path, namesrv: &str, master_ha: &str) -> Petrel {
     let master = format!("haMasterAddress={master_ha}");
-    slave_of(store, namesrv, Some(&master))
+    slave_of(store, namesrv, &[&master])
 }
 
-/// A slave, following `master` (`haMasterAddress=…`) or, without, the master its name server
-/// names.
-pub fn slave_of(store: &Path, namesrv: &str, master: Option<&str>) -> Petrel {
+/// A slave with `extra` in its config: following the master `haMasterAddress=…` names or,
+/// without, the master its name server names.
+pub fn slave_of(store: &Path, namesrv: &str, extra: &[&str]) -> Petrel {
     let ns = format!("namesrvAddr={namesrv}");
     let shards = format!("shards={SHARDS}");
     let mut props = vec![
@@ -45,7 +45,7 @@ pub fn slave_of(store: &Path, namesrv: &str, master: Option<&str>) -> Petrel {
         "brokerRole=SLAVE",
         "brokerId=1",
     ];
-    props.extend(master);
+    props.extend(extra);
     Petrel::start("broker", store, &props)
 }
 

@@ -285,7 +285,16 @@ pub async fn serve_slave(shard: Rc<Shard>, mut stream: TcpStream, hello: Frame) 
         shard.background,
     )
     .expect("the background queue exists");
-    let result = stream_log(&shard, &mut stream, &state, log_end).await;
+    // A write to a slave behind a partition blocks until TCP gives up (many minutes): the
+    // stream ends as soon as the slave counts as gone.
+    let result =
+        futures_lite::future::or(stream_log(&shard, &mut stream, &state, log_end), async {
+            while !state.closed.get() {
+                state.progress.wait().await;
+            }
+            Ok(())
+        })
+        .await;
     drop(reader);
     state.close(&shard);
     match result {
@@ -316,8 +325,18 @@ impl Follower {
 
 async fn read_acks(shard: Rc<Shard>, state: Rc<Follower>, stream: TcpStream) {
     let mut reader = FrameReader::new(stream);
+    let silent = shard.config.replication.housekeeping;
     loop {
-        match reader.next().await {
+        let Ok(read) = glommio::timer::timeout(silent, async { Ok(reader.next().await) }).await
+        else {
+            log::warn!(
+                "shard {}: slave silent for {silent:?} (haHousekeepingInterval), acknowledged {}: dropping it",
+                shard.config.shard_id,
+                state.acked.get()
+            );
+            break;
+        };
+        match read {
             Ok(Frame::Ack { durable }) => {
                 state.acked.set(state.acked.get().max(durable));
                 shard.store.replicated.slave_acked(state.id, durable);

@@ -87,6 +87,9 @@ pub struct ReplicationConfig {
     pub ha_addr: Option<String>,
     /// `syncFlushTimeout`: how long a SYNC_MASTER's send waits for its slave.
     pub sync_flush_timeout: std::time::Duration,
+    /// `haHousekeepingInterval`: a master or slave that hears nothing from the other end
+    /// for this long drops the connection (a partition leaves TCP connections open).
+    pub housekeeping: std::time::Duration,
     /// `enableControllerMode`: the controller, not `brokerRole`, says who is master.
     pub controller: Option<ControllerLink>,
     /// `slaveReadEnable`: pulls far behind are sent to a slave.
@@ -112,6 +115,7 @@ impl Default for ReplicationConfig {
             master_ha_addr: None,
             ha_addr: None,
             sync_flush_timeout: std::time::Duration::from_secs(5),
+            housekeeping: std::time::Duration::from_secs(20),
             controller: None,
             slave_read_enable: false,
         }

@@ -225,13 +225,18 @@ impl Drop for Following<'_> {
 /// Applies the master's frames until the stream ends or one cannot be applied.
 async fn apply(shard: &Shard, reader: &mut FrameReader) -> Result<(), String> {
     let generation = shard.ha.generation();
+    let silent = shard.config.replication.housekeeping;
     loop {
-        let frame = reader.next().await.map_err(|e| {
-            format!(
-                "{e}; fetching again from {}",
-                shard.store.log().reserved_end()
-            )
-        })?;
+        let read = glommio::timer::timeout(silent, async { Ok(reader.next().await) }).await;
+        let frame = read
+            .map_err(|_| format!("the master was silent for {silent:?} (haHousekeepingInterval)"))
+            .and_then(|r| r.map_err(|e| e.to_string()))
+            .map_err(|e| {
+                format!(
+                    "{e}; fetching again from {}",
+                    shard.store.log().reserved_end()
+                )
+            })?;
         if shard.ha.generation() != generation {
             return Ok(()); // promoted or fenced: nothing more from this master is applied
         }
@@ -256,18 +261,16 @@ async fn apply(shard: &Shard, reader: &mut FrameReader) -> Result<(), String> {
     }
 }
 
+/// Acknowledges as the log becomes durable, and every `ACK_INTERVAL` regardless, so the
+/// master can tell an idle slave from one behind a partition.
 async fn send_acks(log: Rc<crate::commitlog::CommitLog>, mut stream: TcpStream) {
-    let mut sent = None;
     loop {
         let durable = log.durable().get();
-        if sent != Some(durable) {
-            if write_frame(&mut stream, &Frame::Ack { durable })
-                .await
-                .is_err()
-            {
-                return;
-            }
-            sent = Some(durable);
+        if write_frame(&mut stream, &Frame::Ack { durable })
+            .await
+            .is_err()
+        {
+            return;
         }
         let _ = futures_lite::future::or(
             async {
