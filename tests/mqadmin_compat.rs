@@ -176,9 +176,22 @@ fn apache_mqadmin_consumer_status_is_answered_by_the_consumer_through_the_broker
     let ns = petrel.namesrv();
     let mut client = Client::new(&ns);
     create_topic(&mut client, &petrel, "Running", 2);
-    let (_, addr) = petrel.brokers()[0].clone();
+    let (name, addr) = petrel.brokers()[0].clone();
+    for queue_id in 0..2 {
+        for i in 0..3 {
+            let msg = Message::new(format!("r{queue_id}-{i}"), properties(None, None, &[]));
+            let q = queue("Running", &name, queue_id);
+            assert_eq!(
+                client.send_to(&addr, &q, &msg).unwrap().code,
+                response::SUCCESS
+            );
+        }
+    }
     let consumer = Driver::start(&["push", &ns, "G_running", "Running", "*", "1000", "120", "0"]);
     consumer.read_until("started", Duration::from_secs(60));
+    for _ in 0..6 {
+        consumer.read_until("body", Duration::from_secs(60));
+    }
     let members = common::eventually(Duration::from_secs(30), || {
         let fields = [("consumerGroup", "G_running".to_string())];
         let reply = client
@@ -199,6 +212,37 @@ fn apache_mqadmin_consumer_status_is_answered_by_the_consumer_through_the_broker
     assert!(out.contains("#Consumer Subscription#"), "{out}");
     assert!(out.contains("Running"), "{out}");
     assert!(out.contains("CONSUME_FROM_FIRST_OFFSET"), "{out}");
+
+    // DefaultMQAdminExt.getConsumeStatus: the broker asks each member for the offsets it
+    // holds (code 221); having consumed all six, the consumer holds 3 on each queue.
+    let status = |only: &str| {
+        let mut args = vec!["--source", "ConsumeStatus.java", ns.as_str(), "Running"];
+        args.extend(["G_running", only]);
+        let (ok, out, err) = common::apache_mqadmin(&args, Duration::from_secs(120));
+        assert!(ok && !out.contains("Exception"), "{out}\n{err}");
+        out
+    };
+    let out = common::eventually(Duration::from_secs(30), || {
+        let out = status("");
+        let held: Vec<Vec<&str>> = rows(&out, &members[0]);
+        (held.len() == 2 && held.iter().all(|r| r[1] == name && r[3] == "3")).then(|| out.clone())
+    });
+    assert_eq!(out.lines().count(), 2, "{out}");
+    // One member named: only its offsets; a client id that is not a member: refused.
+    assert_eq!(rows(&status(&members[0]), &members[0]).len(), 2);
+    let (ok, out, err) = common::apache_mqadmin(
+        &[
+            "--source",
+            "ConsumeStatus.java",
+            &ns,
+            "Running",
+            "G_running",
+            "nobody@1",
+        ],
+        Duration::from_secs(120),
+    );
+    assert!(!ok, "{out}");
+    assert!(err.contains("No Any Consumer online"), "{err}");
 
     let (_, out, err) = common::apache_mqadmin(
         &[

@@ -293,6 +293,17 @@ impl Clients {
             .and_then(|c| c.conn.upgrade())
     }
 
+    /// The online members of consumer group `group`: client id and connection.
+    pub fn consumer_members(&self, group: &str) -> Vec<(String, Rc<Connection>)> {
+        let Some(g) = self.consumers.get(group) else {
+            return Vec::new();
+        };
+        g.channels
+            .iter()
+            .filter_map(|c| Some((c.client_id.clone(), c.conn.upgrade()?)))
+            .collect()
+    }
+
     /// Connections of the members of `group`, for NOTIFY_CONSUMER_IDS_CHANGED.
     pub fn consumer_connections(&self, group: &str) -> Vec<Rc<Connection>> {
         let Some(g) = self.consumers.get(group) else {

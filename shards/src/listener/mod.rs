@@ -126,6 +126,9 @@ pub fn dispatch(shard: &Shard, conn: &Rc<Connection>, cmd: RemotingCommand) {
         request::GET_CONSUMER_RUNNING_INFO => {
             return consumer_relay::running_info(shard, conn, &cmd)
         }
+        request::INVOKE_BROKER_TO_GET_CONSUMER_STATUS => {
+            return consumer_relay::consumer_status(shard, conn, &cmd)
+        }
         request::GET_TOPIC_CONFIG => admin_queries::topic_config(shard, &cmd),
         request::GET_TOPIC_STATS_INFO => admin_queries::topic_stats(shard, &cmd),
         request::QUERY_TOPIC_CONSUME_BY_WHO => admin_queries::topic_consumed_by(shard, &cmd),

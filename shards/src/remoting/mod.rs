@@ -5,6 +5,7 @@
 pub mod codes;
 pub mod command;
 pub mod error;
+pub mod fastjson;
 pub mod frame;
 mod header_binary;
 mod header_json;
