@@ -8,7 +8,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{create_topic, queue, rss_kib, Petrel};
+use common::{create_topic, eventually, queue, rss_kib, Petrel};
 use petrel::client::pipeline::{FrameReader, SendTemplate};
 use petrel::client::{properties, Client, Message};
 use petrel_shards::remoting::response;
@@ -110,9 +110,11 @@ fn idle_connections_stay_small_after_a_load_and_the_cap_closes_the_excess() {
     drop(extra);
     drop(loaded);
     // Room again once they close.
-    std::thread::sleep(Duration::from_millis(500));
-    let mut fresh = Client::new(&petrel.namesrv());
-    send(&mut fresh);
+    let msg = Message::new("honest", properties(None, None, &[]));
+    eventually(Duration::from_secs(10), || {
+        let r = Client::new(&petrel.namesrv()).send_to(&addr, &q, &msg);
+        r.is_ok_and(|r| r.code == response::SUCCESS).then_some(())
+    });
 }
 
 /// Two descriptors per connection: a process with few open files serves fewer connections
@@ -143,7 +145,6 @@ fn the_open_files_limit_caps_connections_and_the_excess_is_closed_not_left_waiti
     let opened: Vec<TcpStream> = (0..LIMIT / 2)
         .map(|_| TcpStream::connect(&addr).unwrap())
         .collect();
-    std::thread::sleep(Duration::from_millis(500));
     let mut held = Vec::new();
     let mut closed = 0;
     for (i, s) in opened.into_iter().enumerate() {
@@ -187,10 +188,8 @@ fn the_open_files_limit_caps_connections_and_the_excess_is_closed_not_left_waiti
     );
     // Room again once some close.
     held.truncate(held.len() - 10);
-    std::thread::sleep(Duration::from_millis(500));
-    let mut fresh = Client::new(&petrel.namesrv());
-    assert_eq!(
-        fresh.send_to(&addr, &q, &msg).unwrap().code,
-        response::SUCCESS
-    );
+    eventually(Duration::from_secs(10), || {
+        let r = Client::new(&petrel.namesrv()).send_to(&addr, &q, &msg);
+        r.is_ok_and(|r| r.code == response::SUCCESS).then_some(())
+    });
 }

@@ -148,19 +148,20 @@ pub struct Stats {
     ticks: u64,
 }
 
-fn add(items: &mut Keyed, key: &str, value: u64, now: Instant) {
+/// Adds `value` to `key`'s item; the clock is read only when the item is new.
+fn add(items: &mut Keyed, key: &str, value: u64) {
     let item = match items.get_mut(key) {
         Some(item) => item,
         None => items
             .entry(key.to_string())
-            .or_insert_with(|| Item::new(now)),
+            .or_insert_with(|| Item::new(Instant::now())),
     };
     item.value += value;
     item.times += 1;
 }
 
-fn add_to(item: &mut Option<Item>, value: u64, now: Instant) {
-    let item = item.get_or_insert_with(|| Item::new(now));
+fn add_to(item: &mut Option<Item>, value: u64) {
+    let item = item.get_or_insert_with(|| Item::new(Instant::now()));
     item.value += value;
     item.times += 1;
 }
@@ -168,15 +169,13 @@ fn add_to(item: &mut Option<Item>, value: u64, now: Instant) {
 impl Stats {
     /// A send stored `messages` messages of `bytes` body bytes in `topic`.
     pub fn put(&mut self, topic: &str, messages: u64, bytes: u64) {
-        let now = Instant::now();
-        add(&mut self.topic_put_nums, topic, messages, now);
-        add(&mut self.topic_put_size, topic, bytes, now);
-        add_to(&mut self.broker_put, messages, now);
+        add(&mut self.topic_put_nums, topic, messages);
+        add(&mut self.topic_put_size, topic, bytes);
+        add_to(&mut self.broker_put, messages);
     }
 
     /// A pull of `group` served `messages` messages of `bytes` bytes from `topic`.
     pub fn got(&mut self, topic: &str, group: &str, messages: u64, bytes: u64) {
-        let now = Instant::now();
         for (table, value) in [
             (&mut self.group_get_nums, messages),
             (&mut self.group_get_size, bytes),
@@ -185,9 +184,9 @@ impl Stats {
                 Some(groups) => groups,
                 None => table.entry(topic.to_string()).or_default(),
             };
-            add(groups, group, value, now);
+            add(groups, group, value);
         }
-        add_to(&mut self.broker_get, messages, now);
+        add_to(&mut self.broker_get, messages);
     }
 
     /// Takes the samples due; called every `SAMPLE_EVERY`.
