@@ -170,6 +170,15 @@ pub fn run(role: Role, config: Config) -> anyhow::Result<()> {
         let (stop, shutdown) = shutdown_pair()?;
         let kv = namesrv::kv::KvConfig::load(&config.kv_config_path())
             .map_err(|e| anyhow!("kvConfigPath {e}"))?;
+        // Keys changed by updateNamesrvConfig before the last stop, over the config file.
+        let changed_path = namesrv::live_config::runtime_path(&config.kv_config_path());
+        let changed = namesrv::live_config::read_changed(&changed_path).map_err(|e| anyhow!(e))?;
+        let mut ns_config = config.clone();
+        for (k, v) in &changed {
+            ns_config
+                .set(k, v)
+                .map_err(|e| anyhow!("{}: {e}", changed_path.display()))?;
+        }
         let join = namesrv::spawn(NamesrvStart {
             acl: acl.clone(),
             listener,
@@ -177,8 +186,10 @@ pub fn run(role: Role, config: Config) -> anyhow::Result<()> {
             ready: ready_tx.clone(),
             connection: config.connection,
             kv,
-            order_message_enable: config.order_message_enable,
-            properties: config.namesrv_properties(),
+            order_message_enable: ns_config.order_message_enable,
+            properties: ns_config.namesrv_properties(),
+            changed,
+            changed_path,
             controller: load_controller(&config)?,
         })?;
         namesrv_running = Some(Running { stop, join });

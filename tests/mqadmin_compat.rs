@@ -39,6 +39,14 @@ fn rows<'a>(out: &'a str, first: &str) -> Vec<Vec<&'a str>> {
         .collect()
 }
 
+/// The value getNamesrvConfig / getBrokerConfig print for `key` (`key   =  value`).
+fn shown<'a>(out: &'a str, key: &str) -> Option<&'a str> {
+    out.lines().find_map(|l| {
+        let (k, v) = l.split_once('=')?;
+        (k.trim() == key).then(|| v.trim())
+    })
+}
+
 #[test]
 fn apache_mqadmin_reads_topic_status_progress_consumers_stats_and_group_config() {
     let dir = tempfile::tempdir().unwrap();
@@ -165,6 +173,70 @@ fn apache_mqadmin_reads_topic_status_progress_consumers_stats_and_group_config()
                 && l.trim_end().ends_with(&kv.display().to_string())),
         "{out}"
     );
+    assert_eq!(shown(&out, "orderMessageEnable"), Some("false"), "{out}");
+
+    // updateNamesrvConfig (318): with orderMessageEnable on, routes carry the order config
+    // kept in the KV store (updateOrderConf).
+    mqadmin(
+        &ns,
+        &[
+            "updateOrderConf",
+            "-t",
+            TOPIC,
+            "-v",
+            &format!("{name}:4"),
+            "-m",
+            "put",
+        ],
+    );
+    let route = mqadmin(&ns, &["topicRoute", "-t", TOPIC]);
+    assert!(!route.contains(&format!("{name}:4")), "{route}");
+    let out = mqadmin(
+        &ns,
+        &[
+            "updateNamesrvConfig",
+            "-k",
+            "orderMessageEnable",
+            "-v",
+            "true",
+        ],
+    );
+    assert!(out.contains("success"), "{out}");
+    let out = mqadmin(&ns, &["getNamesrvConfig"]);
+    assert_eq!(shown(&out, "orderMessageEnable"), Some("true"), "{out}");
+    let route = mqadmin(&ns, &["topicRoute", "-t", TOPIC]);
+    assert!(
+        route.contains(&format!("\"orderTopicConf\":\"{name}:4\"")),
+        "{route}"
+    );
+}
+
+/// updateNamesrvConfig: a key that changes at runtime is kept across a restart; one read at
+/// start only, or unknown, is refused by name and changes nothing.
+#[test]
+fn apache_mqadmin_changes_the_name_servers_config_and_it_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let namesrv = Petrel::start("namesrv", dir.path(), &[]);
+    let ns = namesrv.namesrv();
+    let update = |ns: &str, key: &str, value: &str| {
+        let args = ["updateNamesrvConfig", "-k", key, "-v", value, "-n", ns];
+        let (_, out, err) = common::apache_mqadmin(&args, Duration::from_secs(120));
+        format!("{out}{err}")
+    };
+    let out = update(&ns, "namesrvListenPort", "1");
+    assert!(
+        out.contains("`namesrvListenPort` is read at start only"),
+        "{out}"
+    );
+    let out = update(&ns, "orderMessageEnable", "maybe");
+    assert!(out.contains("expected true or false"), "{out}");
+    let out = mqadmin(&ns, &["getNamesrvConfig"]);
+    assert_eq!(shown(&out, "orderMessageEnable"), Some("false"), "{out}");
+    assert!(update(&ns, "orderMessageEnable", "true").contains("success"));
+    assert!(namesrv.terminate().success());
+    let namesrv = Petrel::start("namesrv", dir.path(), &[]);
+    let out = mqadmin(&namesrv.namesrv(), &["getNamesrvConfig"]);
+    assert_eq!(shown(&out, "orderMessageEnable"), Some("true"), "{out}");
 }
 
 /// `consumerStatus -g G -i CLIENT`: GET_CONSUMER_RUNNING_INFO (307) is relayed to the stock

@@ -6,6 +6,7 @@ pub mod consensus;
 pub mod control;
 pub mod controller;
 pub mod kv;
+pub mod live_config;
 pub mod raft_log;
 pub mod routes;
 
@@ -44,9 +45,9 @@ pub struct NameServer {
     routes: RefCell<Routes>,
     kv: RefCell<KvConfig>,
     kv_changed: Signal,
-    order_message_enable: bool,
-    /// The settings GET_NAMESRV_CONFIG shows, as `key=value` lines.
-    properties: String,
+    /// What GET_NAMESRV_CONFIG shows and UPDATE_NAMESRV_CONFIG changes.
+    config: live_config::LiveConfig,
+    config_changed: Signal,
     controller: Option<ControllerState>,
     /// Connection ids, unique across the client and the peers' listeners: a closing
     /// connection takes the brokers and replicas heard on it.
@@ -72,6 +73,7 @@ impl NameServer {
                 | request::DELETE_KV_CONFIG
                 | request::BROKER_HEARTBEAT
                 | request::CONTROLLER_ELECT_MASTER
+                | request::UPDATE_NAMESRV_CONFIG
         );
         if !changes_state {
             return None;
@@ -146,7 +148,7 @@ impl NameServer {
         Ok(match routes.route(topic) {
             Some(mut route) => {
                 let kv = self.kv.borrow();
-                if self.order_message_enable {
+                if self.config.order_message_enable.get() {
                     route.order_topic_conf = kv.get(ORDER_TOPIC_CONFIG, topic);
                 }
                 ok_json(cmd, &route)
@@ -224,8 +226,17 @@ impl NameServer {
             request::GET_KVLIST_BY_NAMESPACE => self.kv_list(cmd),
             request::GET_NAMESRV_CONFIG => {
                 Ok(RemotingCommand::response(response::SUCCESS, cmd.opaque)
-                    .with_body(Bytes::from(self.properties.clone())))
+                    .with_body(Bytes::from(self.config.text())))
             }
+            request::UPDATE_NAMESRV_CONFIG => Ok(match self.config.update(&cmd.body) {
+                Ok(applied) => {
+                    log::info!("namesrv: config changed at runtime: {applied:?}");
+                    self.config_changed.raise();
+                    RemotingCommand::response(response::SUCCESS, cmd.opaque)
+                }
+                Err(e) => RemotingCommand::response(response::SYSTEM_ERROR, cmd.opaque)
+                    .with_remark(format!("updateNamesrvConfig: {e}")),
+            }),
             other => Ok(RemotingCommand::response(
                 response::REQUEST_CODE_NOT_SUPPORTED,
                 cmd.opaque,
@@ -307,6 +318,9 @@ pub struct NamesrvStart {
     pub order_message_enable: bool,
     /// What GET_NAMESRV_CONFIG (mqadmin getNamesrvConfig) answers.
     pub properties: Vec<(String, String)>,
+    /// The keys changed at runtime before (already in `properties`), and their file.
+    pub changed: Vec<(String, String)>,
+    pub changed_path: PathBuf,
     /// `enableControllerInNamesrv`: the controller and its Raft log.
     pub controller: Option<ControllerStart>,
     /// `aclEnable`: the rules of `aclFile`.
@@ -368,12 +382,13 @@ async fn serve(start: NamesrvStart) {
         routes: RefCell::new(Routes::default()),
         kv: RefCell::new(start.kv),
         kv_changed: Signal::default(),
-        order_message_enable: start.order_message_enable,
-        properties: start
-            .properties
-            .iter()
-            .map(|(k, v)| format!("{k}={v}\n"))
-            .collect(),
+        config: live_config::LiveConfig::new(
+            start.properties,
+            start.changed,
+            start.changed_path,
+            start.order_message_enable,
+        ),
+        config_changed: Signal::default(),
         controller,
         last_connection_id: std::cell::Cell::new(0),
         acl: start.acl.map(|c| Rc::new(AclWatch::new(c))),
@@ -410,6 +425,20 @@ async fn serve(start: NamesrvStart) {
             )));
         }
     }
+    let config_writer = {
+        let server = server.clone();
+        glommio::spawn_local(async move {
+            loop {
+                server.config_changed.wait().await;
+                let (path, bytes) = server.config.snapshot();
+                if let Err(e) =
+                    petrel_shards::store::atomic_file::write_off_shard(path.clone(), bytes).await
+                {
+                    log::error!("namesrv: writing {} failed: {e}", path.display());
+                }
+            }
+        })
+    };
     let kv_writer = {
         let server = server.clone();
         glommio::spawn_local(async move {
@@ -441,6 +470,7 @@ async fn serve(start: NamesrvStart) {
     drop(accept);
     drop(expiry);
     drop(kv_writer);
+    drop(config_writer);
     drop(controller_tasks);
     log::info!("namesrv: stopped");
 }
