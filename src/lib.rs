@@ -4,5 +4,6 @@
 pub mod admin;
 pub mod client;
 pub mod config;
+pub mod metrics;
 pub mod namesrv;
 pub mod process;

@@ -54,6 +54,9 @@ struct Ready {
     /// A master's HA port (`haListenPort`).
     #[serde(skip_serializing_if = "Option::is_none")]
     ha_addr: Option<String>,
+    /// The Prometheus exporter (`metricsExporterType=PROM`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metrics_addr: Option<String>,
 }
 
 /// A started executor and the socket that tells it to stop.
@@ -107,6 +110,7 @@ pub fn run(role: Role, config: Config) -> anyhow::Result<()> {
         brokers: Vec::new(),
         store_path_root_dir: None,
         ha_addr: None,
+        metrics_addr: None,
     };
 
     // Bind everything first.
@@ -123,6 +127,7 @@ pub fn run(role: Role, config: Config) -> anyhow::Result<()> {
     let mut broker_sockets = Vec::new();
     let mut store_lock = None;
     let mut ha_listener = None;
+    let mut metrics = None;
     if role != Role::Namesrv {
         config.check_roles().map_err(|e| anyhow!(e))?;
         store_lock = Some(claim_store(&config)?);
@@ -147,6 +152,16 @@ pub fn run(role: Role, config: Config) -> anyhow::Result<()> {
             )?;
             ready.ha_addr = Some(format!("{}:{}", config.broker_ip1, local.port()));
             ha_listener = Some(fd);
+        }
+        if config.metrics_prom {
+            let host = match config.metrics_prom_host.as_str() {
+                "" => &config.bind_address,
+                host => host,
+            };
+            let (to_exporter, bound) =
+                crate::metrics::start(addr(host, config.metrics_prom_port)?)?;
+            ready.metrics_addr = Some(format!("{}:{}", config.broker_ip1, bound.port()));
+            metrics = Some(to_exporter);
         }
         ready.store_path_root_dir = Some(config.store_path_root_dir.display().to_string());
     }
@@ -264,6 +279,7 @@ pub fn run(role: Role, config: Config) -> anyhow::Result<()> {
                 broker_properties: config.properties(),
                 acl: acl.clone(),
                 inner_credentials: config.inner_credentials.clone(),
+                metrics: metrics.clone(),
                 lock_max_live: config.rebalance_lock_max_live_time,
                 replication: ReplicationConfig {
                     role: config.broker_role,

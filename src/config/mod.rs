@@ -41,6 +41,11 @@ pub struct Config {
     pub namesrv_addr: Option<String>,
     pub broker_ip1: String,
     pub bind_address: String,
+    /// `metricsExporterType=PROM`: serve Prometheus metrics (`DISABLE` by default).
+    pub metrics_prom: bool,
+    /// `metricsPromExporterHost` (empty: `bindAddress`) and `metricsPromExporterPort`.
+    pub metrics_prom_host: String,
+    pub metrics_prom_port: u16,
     pub listen_port: u16,
     pub namesrv_listen_port: u16,
     pub shard_listen_port_base: Option<u16>,
@@ -147,6 +152,9 @@ impl Default for Config {
             namesrv_addr: None,
             broker_ip1: "127.0.0.1".into(),
             bind_address: "0.0.0.0".into(),
+            metrics_prom: false,
+            metrics_prom_host: String::new(),
+            metrics_prom_port: 5557,
             listen_port: 10911,
             namesrv_listen_port: 9876,
             shard_listen_port_base: None,
@@ -285,6 +293,27 @@ impl Config {
             "brokerIP1" => self.broker_ip1 = parse::<std::net::IpAddr>(key, v)?.to_string(),
             "bindAddress" => self.bind_address = parse::<std::net::IpAddr>(key, v)?.to_string(),
             "listenPort" => self.listen_port = parse(key, v)?,
+            "metricsExporterType" => {
+                self.metrics_prom = match v {
+                    "PROM" => true,
+                    "DISABLE" => false,
+                    _ => {
+                        return Err(ConfigError::BadValue {
+                            key: key.into(),
+                            value: v.into(),
+                            reason: "expected PROM or DISABLE (OTLP_GRPC and LOG are not built)"
+                                .into(),
+                        })
+                    }
+                }
+            }
+            "metricsPromExporterHost" => {
+                self.metrics_prom_host = match v {
+                    "" => String::new(),
+                    ip => parse::<std::net::IpAddr>(key, ip)?.to_string(),
+                }
+            }
+            "metricsPromExporterPort" => self.metrics_prom_port = parse(key, v)?,
             "namesrvListenPort" => self.namesrv_listen_port = parse(key, v)?,
             "shardListenPortBase" => self.shard_listen_port_base = Some(parse(key, v)?),
             "shards" => self.shards = bounded(key, v, 1usize, 256)?,
@@ -588,6 +617,24 @@ mod tests {
         let e = Config::load(None, &["haHousekeepingInterval=500".into()]).unwrap_err();
         assert!(e.to_string().contains("haHousekeepingInterval"), "{e}");
         assert!(e.to_string().contains("must be between 2000"), "{e}");
+    }
+
+    #[test]
+    fn metrics_keys_take_rocketmqs_values() {
+        let c = Config::load(
+            None,
+            &[
+                "metricsExporterType=PROM".into(),
+                "metricsPromExporterPort=0".into(),
+            ],
+        )
+        .unwrap();
+        assert!(c.metrics_prom);
+        assert_eq!(c.metrics_prom_port, 0);
+        let e = Config::load(None, &["metricsExporterType=OTLP_GRPC".into()]).unwrap_err();
+        assert!(e.to_string().contains("expected PROM or DISABLE"), "{e}");
+        let e = Config::load(None, &["metricsPromExporterHost=example".into()]).unwrap_err();
+        assert!(e.to_string().contains("metricsPromExporterHost"), "{e}");
     }
 
     #[test]

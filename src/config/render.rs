@@ -88,6 +88,15 @@ impl Config {
             ("brokerIP1", self.broker_ip1.clone()),
             ("bindAddress", self.bind_address.clone()),
             ("listenPort", self.listen_port.to_string()),
+            (
+                "metricsExporterType",
+                if self.metrics_prom { "PROM" } else { "DISABLE" }.into(),
+            ),
+            ("metricsPromExporterHost", self.metrics_prom_host.clone()),
+            (
+                "metricsPromExporterPort",
+                self.metrics_prom_port.to_string(),
+            ),
             ("namesrvListenPort", self.namesrv_listen_port.to_string()),
             ("shardListenPortBase", opt(&self.shard_listen_port_base)),
             ("shards", self.shards.to_string()),

@@ -280,6 +280,14 @@ impl Petrel {
     }
 
     /// A master's HA address (`haListenPort`).
+    /// The Prometheus exporter's address (`metricsExporterType=PROM`).
+    pub fn metrics_addr(&self) -> String {
+        self.ready["metricsAddr"]
+            .as_str()
+            .expect("metricsAddr")
+            .to_string()
+    }
+
     pub fn ha_addr(&self) -> String {
         self.ready["haAddr"].as_str().expect("haAddr").to_string()
     }

@@ -197,6 +197,10 @@ impl Metadata {
         self.topics.topic_config_table.get(name)
     }
 
+    pub fn topic_configs(&self) -> impl Iterator<Item = &TopicConfig> {
+        self.topics.topic_config_table.values()
+    }
+
     pub fn group(&self, name: &str) -> Option<&SubscriptionGroupConfig> {
         self.groups.subscription_group_table.get(name)
     }

@@ -14,6 +14,7 @@ pub mod clients;
 pub mod holds;
 pub mod locks;
 pub mod metadata;
+pub mod metrics;
 mod register;
 pub mod schedule;
 pub mod stats;
@@ -95,6 +96,8 @@ pub struct ShardConfig {
     /// `innerClientAuthenticationCredentials`: what the broker signs its own requests to name
     /// servers and controllers with.
     pub inner_credentials: Option<crate::acl::Credentials>,
+    /// `metricsExporterType=PROM`: where the shard sends its figures.
+    pub metrics: Option<std::sync::mpsc::Sender<metrics::ShardMetrics>>,
 }
 
 /// Memory that idle connections and finished work gave back sits in malloc's free lists
@@ -149,6 +152,9 @@ pub struct Shard {
     pub broker_config: Rc<broker_config::BrokerConfig>,
     /// Client connections open on this shard's listeners.
     pub open_connections: Cell<usize>,
+    /// Stored writes from arrival to answer, and pulls answered at once (metrics).
+    pub send_latency: Rc<crate::runtime::latency::Latency>,
+    pub pull_latency: crate::runtime::latency::Latency,
     pub throttle: throttle::Throttle,
     /// This shard's copy of the ACL rules, when `aclEnable` is on.
     pub acl: Option<Rc<crate::acl::AclWatch>>,
@@ -193,6 +199,8 @@ impl Shard {
             rpc: RpcClient::signing(config.inner_credentials.clone()),
             broker_config,
             open_connections: Cell::new(0),
+            send_latency: Rc::default(),
+            pull_latency: Default::default(),
             config,
             store,
             delay,
@@ -424,6 +432,11 @@ impl Shard {
         glommio::spawn_local_into(sampling, self.background)
             .expect("the background queue exists")
             .detach();
+        if let Some(to) = self.config.metrics.clone() {
+            glommio::spawn_local_into(metrics::publish(self.clone(), to), self.background)
+                .expect("the background queue exists")
+                .detach();
+        }
         glommio::spawn_local(holds::run_arrivals(self.clone())).detach();
         glommio::spawn_local(holds::run_expiry(self.clone())).detach();
         if self.config.replication.role.is_slave() || self.ha.controller {

@@ -134,6 +134,32 @@ fn push(window: &mut VecDeque<Sample>, sample: Sample, keep: usize) {
     }
 }
 
+/// A topic's (or a `topic@group`'s) running totals and last-minute rates.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Traffic<'a> {
+    pub topic: &'a str,
+    /// Empty for a topic's puts.
+    pub group: &'a str,
+    pub messages: u64,
+    pub bytes: u64,
+    pub messages_per_sec: f64,
+    pub bytes_per_sec: f64,
+}
+
+impl<'a> Traffic<'a> {
+    fn of(topic: &'a str, group: &'a str, nums: &Item, size: Option<&Item>, now: Instant) -> Self {
+        let per_sec = |item: &Item| item.snapshot(&item.minute, now).tps;
+        Traffic {
+            topic,
+            group,
+            messages: nums.value,
+            bytes: size.map_or(0, |s| s.value),
+            messages_per_sec: per_sec(nums),
+            bytes_per_sec: size.map_or(0.0, per_sec),
+        }
+    }
+}
+
 /// Items keyed by one name, or by two (`topic@group`) without building the joined key.
 type Keyed = HashMap<String, Item>;
 
@@ -244,6 +270,36 @@ impl Stats {
         self.topic_put_nums
             .get(topic)
             .map_or(0.0, |item| item.snapshot(&item.minute, now).tps)
+    }
+
+    /// Every topic's traffic: messages and bytes stored, in total and per second over the
+    /// last minute.
+    pub fn topics(&self, now: Instant) -> Vec<Traffic<'_>> {
+        self.topic_put_nums
+            .iter()
+            .map(|(topic, nums)| {
+                Traffic::of(
+                    topic,
+                    "",
+                    nums,
+                    self.topic_put_size.get(topic.as_str()),
+                    now,
+                )
+            })
+            .collect()
+    }
+
+    /// Every `topic@group`'s traffic: messages and bytes served to its pulls.
+    pub fn groups(&self, now: Instant) -> Vec<Traffic<'_>> {
+        let mut out = Vec::new();
+        for (topic, groups) in &self.group_get_nums {
+            let sizes = self.group_get_size.get(topic.as_str());
+            for (group, nums) in groups {
+                let size = sizes.and_then(|s| s.get(group.as_str()));
+                out.push(Traffic::of(topic, group, nums, size, now));
+            }
+        }
+        out
     }
 
     /// The shard's put or get rate over about 10 s, 1 min and 10 min, as RocketMQ's runtime

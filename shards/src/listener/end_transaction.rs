@@ -18,6 +18,7 @@ const COMMIT: i32 = 8;
 const ROLLBACK: i32 = 12;
 
 pub fn handle(shard: &Shard, conn: &Rc<Connection>, cmd: &RemotingCommand) {
+    let since = std::time::Instant::now();
     let reply = |code: i32| RemotingCommand::response(code, cmd.opaque);
     let f = Fields(&cmd.ext_fields);
     let parsed = (|| {
@@ -66,7 +67,7 @@ pub fn handle(shard: &Shard, conn: &Rc<Connection>, cmd: &RemotingCommand) {
         return;
     }
     match result {
-        Ok(Some(end)) => answer_stored(shard, conn, reply(response::SUCCESS), end),
+        Ok(Some(end)) => answer_stored(shard, conn, reply(response::SUCCESS), end, since),
         Ok(None) => conn.send(&reply(response::SUCCESS)),
         Err(remark) => conn.send(&reply(response::SYSTEM_ERROR).with_remark(remark)),
     }

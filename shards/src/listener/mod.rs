@@ -252,7 +252,7 @@ pub async fn accept_loop<H: Handler + 'static>(
             }
             Ok(stream) => {
                 let id = shard.next_connection_id();
-                let durable = Some(shard.store.log().durable_rc());
+                let durable = Some((shard.store.log().durable_rc(), shard.send_latency.clone()));
                 let (shard, handler) = (shard.clone(), handler.clone());
                 shard.open_connections.set(shard.open_connections.get() + 1);
                 glommio::spawn_local(async move {

@@ -28,8 +28,10 @@ pub enum Suspend {
 }
 
 pub fn handle(shard: &Shard, conn: &Rc<Connection>, cmd: &RemotingCommand) {
+    let since = std::time::Instant::now();
     if let Some(reply) = execute(shard, conn, cmd, Suspend::Allowed) {
         conn.send(&reply);
+        shard.pull_latency.record(since);
     }
 }
 

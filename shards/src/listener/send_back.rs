@@ -22,10 +22,11 @@ use crate::remoting::{response, RemotingCommand};
 const MAX_RECONSUME_TIMES: i32 = 16;
 
 pub fn handle(shard: &Shard, conn: &Rc<Connection>, cmd: &RemotingCommand) {
+    let since = std::time::Instant::now();
     let (reply, stored) = send_back(shard, cmd);
     match stored {
         _ if cmd.is_oneway() => {}
-        Some(end) => answer_stored(shard, conn, reply, end),
+        Some(end) => answer_stored(shard, conn, reply, end, since),
         None => conn.send(&reply),
     }
 }

@@ -17,10 +17,11 @@ use crate::store::replicated::SyncOutcome;
 use crate::store::Appended;
 
 pub fn handle(shard: &Shard, conn: &Rc<Connection>, cmd: &RemotingCommand) {
+    let since = std::time::Instant::now();
     match prepare(shard, conn, cmd) {
         Ok((reply, end)) => {
             if !cmd.is_oneway() {
-                answer_stored(shard, conn, reply, end)
+                answer_stored(shard, conn, reply, end, since)
             }
         }
         Err(reply) => {
@@ -35,15 +36,21 @@ pub fn handle(shard: &Shard, conn: &Rc<Connection>, cmd: &RemotingCommand) {
 /// SYNC_MASTER, once its slave holds it too,
 /// or with SLAVE_NOT_AVAILABLE (no slave in sync: stored on the master alone) or
 /// FLUSH_SLAVE_TIMEOUT (the slave did not confirm within `syncFlushTimeout`), the statuses
-/// stock clients map to their SendStatus.
-pub fn answer_stored(shard: &Shard, conn: &Rc<Connection>, mut reply: RemotingCommand, end: u64) {
+/// stock clients map to their SendStatus. `since`: when the request arrived.
+pub fn answer_stored(
+    shard: &Shard,
+    conn: &Rc<Connection>,
+    mut reply: RemotingCommand,
+    end: u64,
+    since: std::time::Instant,
+) {
     let replicated = &shard.store.replicated;
     if !replicated.sync {
-        return conn.send_after_durable(end, &reply);
+        return conn.send_after_durable(end, &reply, since);
     }
     if !replicated.in_sync(end) && !replicated.controlled() {
         reply.code = response::SLAVE_NOT_AVAILABLE;
-        return conn.send_after_durable(end, &reply);
+        return conn.send_after_durable(end, &reply, since);
     }
     let (store, conn) = (shard.store.clone(), conn.clone());
     let timeout = shard.config.replication.sync_flush_timeout;
@@ -53,7 +60,7 @@ pub fn answer_stored(shard: &Shard, conn: &Rc<Connection>, mut reply: RemotingCo
             SyncOutcome::SlaveNotAvailable => response::SLAVE_NOT_AVAILABLE,
             SyncOutcome::Timeout => response::FLUSH_SLAVE_TIMEOUT,
         };
-        conn.send_after_durable(end, &reply);
+        conn.send_after_durable(end, &reply, since);
     })
     .detach();
 }

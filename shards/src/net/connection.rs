@@ -33,8 +33,14 @@ pub enum Outbound {
         end: u64,
         response: Bytes,
         opaque: i32,
+        /// When the request arrived: its latency is counted as the answer leaves.
+        since: std::time::Instant,
     },
 }
+
+/// On a broker shard: the commit log's durable end, which send answers wait for, and where
+/// their latency is counted.
+pub type Durability = (Rc<Watermark>, Rc<crate::runtime::latency::Latency>);
 
 pub struct Connection {
     pub id: u64,
@@ -106,6 +112,7 @@ impl Connection {
                 end,
                 response,
                 opaque,
+                ..
             } => match durable.wait_for(end).await {
                 Ok(()) => Some(response),
                 Err(_) => Some(remoting::encode_to_bytes(
@@ -134,12 +141,13 @@ impl Connection {
     }
 
     /// Queues a response that may leave only when the log is durable past `end`.
-    pub fn send_after_durable(&self, end: u64, cmd: &RemotingCommand) {
+    pub fn send_after_durable(&self, end: u64, cmd: &RemotingCommand, since: std::time::Instant) {
         let response = remoting::encode_to_bytes(cmd);
         self.push(Outbound::AfterDurable {
             end,
             response,
             opaque: cmd.opaque,
+            since,
         });
     }
 
@@ -250,7 +258,7 @@ pub async fn serve_connection<H: Handler>(
     stream: TcpStream,
     id: u64,
     handler: Rc<H>,
-    durable: Option<Rc<Watermark>>,
+    durable: Option<Durability>,
     limits: ConnectionLimits,
 ) {
     let none = SocketAddr::from(([0, 0, 0, 0], 0));
@@ -419,7 +427,7 @@ async fn read_loop<H: Handler>(
     }
 }
 
-async fn write_loop(mut stream: TcpStream, conn: Rc<Connection>, durable: Option<Rc<Watermark>>) {
+async fn write_loop(mut stream: TcpStream, conn: Rc<Connection>, durable: Option<Durability>) {
     let mut batch = Vec::new();
     loop {
         let (next, left) = {
@@ -457,8 +465,9 @@ async fn write_loop(mut stream: TcpStream, conn: Rc<Connection>, durable: Option
                 end,
                 response,
                 opaque,
+                since,
             } => {
-                let mark = durable
+                let (mark, latency) = durable
                     .as_ref()
                     .expect("durable responses only on broker shards");
                 if mark.get() < end && !batch.is_empty() {
@@ -469,7 +478,9 @@ async fn write_loop(mut stream: TcpStream, conn: Rc<Connection>, durable: Option
                     }
                     batch.clear();
                 }
-                match mark.wait_for(end).await {
+                let waited = mark.wait_for(end).await;
+                latency.record(since);
+                match waited {
                     Ok(()) => batch.extend_from_slice(&response),
                     Err(_) => {
                         let failed =

@@ -1,4 +1,5 @@
 //! Executor start-up, shard-local synchronisation and shutdown.
 
+pub mod latency;
 pub mod shard;
 pub mod watermark;

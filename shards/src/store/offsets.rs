@@ -213,6 +213,14 @@ impl ConsumerOffsets {
         moved
     }
 
+    /// Every committed `(topic, group, queue offsets)`.
+    pub fn committed(&self) -> impl Iterator<Item = (&str, &str, &BTreeMap<i32, i64>)> {
+        self.table.iter().filter_map(|(key, queues)| {
+            let (topic, group) = key.split_once('@')?;
+            Some((topic, group, queues))
+        })
+    }
+
     /// Groups with committed offsets on `topic`.
     pub fn groups_of(&self, topic: &str) -> Vec<String> {
         let prefix = format!("{topic}@");
