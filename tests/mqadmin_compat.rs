@@ -235,8 +235,30 @@ fn apache_mqadmin_changes_the_name_servers_config_and_it_survives_a_restart() {
     assert!(update(&ns, "orderMessageEnable", "true").contains("success"));
     assert!(namesrv.terminate().success());
     let namesrv = Petrel::start("namesrv", dir.path(), &[]);
-    let out = mqadmin(&namesrv.namesrv(), &["getNamesrvConfig"]);
+    let ns = namesrv.namesrv();
+    let out = mqadmin(&ns, &["getNamesrvConfig"]);
     assert_eq!(shown(&out, "orderMessageEnable"), Some("true"), "{out}");
+
+    // `petrel admin` has both commands, with mqadmin's options and output.
+    let set = [
+        "updateNamesrvConfig",
+        "-k",
+        "orderMessageEnable",
+        "-v",
+        "false",
+    ];
+    assert!(common::admin_ok(&ns, &set).contains("success"));
+    let out = common::admin_ok(&ns, &["getNamesrvConfig"]);
+    assert_eq!(shown(&out, "orderMessageEnable"), Some("false"), "{out}");
+    assert_eq!(
+        shown(&mqadmin(&ns, &["getNamesrvConfig"]), "orderMessageEnable"),
+        Some("false")
+    );
+    let (ok, _, err) = common::admin(&ns, &["updateNamesrvConfig", "-k", "nope", "-v", "1"]);
+    assert!(
+        !ok && err.contains("unknown name server config key `nope`"),
+        "{err}"
+    );
 }
 
 /// `consumerStatus -g G -i CLIENT`: GET_CONSUMER_RUNNING_INFO (307) is relayed to the stock

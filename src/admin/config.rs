@@ -1,4 +1,5 @@
-//! `getBrokerConfig` and `updateBrokerConfig` (F38), with mqadmin's options and output.
+//! `getBrokerConfig`, `updateBrokerConfig` (F38), `getNamesrvConfig` and
+//! `updateNamesrvConfig`, with mqadmin's options and output.
 
 use anyhow::bail;
 use bytes::Bytes;
@@ -19,6 +20,7 @@ pub struct Brokers {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::enum_variant_names, reason = "named as mqadmin's commands")]
 pub enum ConfigCommand {
     /// Every config key of one broker (-b) or of each master of a cluster (-c).
     #[command(name = "getBrokerConfig")]
@@ -40,6 +42,40 @@ pub enum ConfigCommand {
         #[arg(short = 'v', long = "value")]
         value: String,
     },
+    /// Every config key of each name server of -n.
+    #[command(name = "getNamesrvConfig")]
+    GetNamesrvConfig {
+        #[command(flatten)]
+        ns: Namesrv,
+    },
+    /// Change a key while the name servers of -n run.
+    #[command(name = "updateNamesrvConfig")]
+    UpdateNamesrvConfig {
+        #[command(flatten)]
+        ns: Namesrv,
+        #[arg(short = 'k', long = "key")]
+        key: String,
+        #[arg(short = 'v', long = "value")]
+        value: String,
+    },
+}
+
+/// Prints `key=value` lines as mqadmin does.
+fn print_properties(body: &[u8]) {
+    for line in String::from_utf8_lossy(body).lines() {
+        if let Some((key, value)) = line.split_once('=') {
+            println!("{key:<50}=  {value}");
+        }
+    }
+}
+
+fn namesrvs(ns: &Namesrv) -> Vec<String> {
+    ns.namesrv_addr
+        .split(';')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 pub fn run(command: ConfigCommand) -> anyhow::Result<()> {
@@ -60,12 +96,7 @@ pub fn run(command: ConfigCommand) -> anyhow::Result<()> {
                     println!("============Master: {addr}============");
                 }
                 let reply = call(&mut client, &addr, request::GET_BROKER_CONFIG, Bytes::new())?;
-                let text = String::from_utf8_lossy(&reply.body);
-                for line in text.lines() {
-                    if let Some((key, value)) = line.split_once('=') {
-                        println!("{key:<50}=  {value}");
-                    }
-                }
+                print_properties(&reply.body);
                 println!();
             }
             Ok(())
@@ -90,6 +121,36 @@ pub fn run(command: ConfigCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        ConfigCommand::GetNamesrvConfig { ns } => {
+            let mut client = Client::new(&ns.namesrv_addr);
+            for addr in namesrvs(&ns) {
+                let reply = call(
+                    &mut client,
+                    &addr,
+                    request::GET_NAMESRV_CONFIG,
+                    Bytes::new(),
+                )?;
+                println!("============{addr}============");
+                print_properties(&reply.body);
+            }
+            Ok(())
+        }
+        ConfigCommand::UpdateNamesrvConfig { ns, key, value } => {
+            let mut client = Client::new(&ns.namesrv_addr);
+            let (key, value) = (key.trim(), value.trim());
+            let body = Bytes::from(format!("{key}={value}\n"));
+            let servers = namesrvs(&ns);
+            for addr in &servers {
+                call(
+                    &mut client,
+                    addr,
+                    request::UPDATE_NAMESRV_CONFIG,
+                    body.clone(),
+                )?;
+            }
+            println!("update name server config success!{servers:?}\n{key} : {value}");
+            Ok(())
+        }
     }
 }
 
@@ -103,7 +164,7 @@ fn call(
     let reply = client.call(addr, cmd)?;
     if reply.code != response::SUCCESS {
         bail!(
-            "broker {addr} answered code {}: {}",
+            "{addr} answered code {}: {}",
             reply.code,
             reply.remark.as_deref().unwrap_or("")
         );
