@@ -23,6 +23,8 @@ use petrel_shards::broker::metrics::ShardMetrics;
 
 pub use render::render;
 
+/// How often the shards' copies are taken off the channel.
+const DRAIN_EVERY: Duration = petrel_shards::broker::metrics::PUBLISH_EVERY;
 /// A request's headers must arrive within this.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -34,10 +36,15 @@ struct Latest {
 }
 
 impl Latest {
-    fn take(&mut self) -> Vec<ShardMetrics> {
+    /// Keeps the newest copy of each shard's figures and drops the rest.
+    fn drain(&mut self) {
         while let Ok(m) = self.from_shards.try_recv() {
             self.by_shard.insert(m.shard, m);
         }
+    }
+
+    fn take(&mut self) -> Vec<ShardMetrics> {
+        self.drain();
         self.by_shard.values().cloned().collect()
     }
 }
@@ -73,6 +80,15 @@ pub fn start(addr: SocketAddr) -> anyhow::Result<(Sender<ShardMetrics>, SocketAd
 async fn serve(listener: std::net::TcpListener, latest: Latest) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::from_std(listener)?;
     let latest = Rc::new(RefCell::new(latest));
+    // Drained every second whether or not anyone scrapes: the channel never holds more
+    // than a second of copies.
+    let draining = latest.clone();
+    tokio::task::spawn_local(async move {
+        loop {
+            tokio::time::sleep(DRAIN_EVERY).await;
+            draining.borrow_mut().drain();
+        }
+    });
     let mut failures = 0u32;
     loop {
         let stream = match listener.accept().await {
